@@ -1,0 +1,73 @@
+"""All-to-first spatial attention of Puppet-Master (arXiv 2408.04631, Sec. 3.3)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+
+
+class AllToFirstAttnProcessor:
+    r"""Spatial self-attention whose keys and values come from the first frame of each video.
+
+    Queries come from every frame as usual; keys and values are computed from the tokens of
+    frame 0 of the same video, so every frame looks at the (clean, conditioning-like) first frame.
+    Because all frames of a video share those keys and values, the frames are folded into the
+    query sequence and one ``scaled_dot_product_attention`` call serves the whole video: keys and
+    values are projected once per video instead of once per frame, for any frame count.
+
+    The spatial transformer sees ``(batch * frames, tokens, channels)`` and cannot know the frame
+    count, so the UNet sets ``num_frames`` before each forward pass.
+    """
+
+    def __init__(self, num_frames: int | None = None):
+        self.num_frames = num_frames
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None or attention_mask is not None:
+            raise ValueError("AllToFirstAttnProcessor is for self-attention without a mask")
+        if attn.spatial_norm is not None or attn.group_norm is not None or hidden_states.ndim != 3:
+            raise ValueError("AllToFirstAttnProcessor expects (batch * frames, tokens, channels) input")
+        if not self.num_frames:
+            raise RuntimeError("AllToFirstAttnProcessor.num_frames is not set; the UNet sets it in forward()")
+        batch_frames, tokens, _ = hidden_states.shape
+        num_frames = self.num_frames
+        if batch_frames % num_frames:
+            raise ValueError(f"batch*frames={batch_frames} is not a multiple of num_frames={num_frames}")
+        batch = batch_frames // num_frames
+        residual = hidden_states
+
+        # 1. queries from every frame; keys and values from frame 0 only
+        query = attn.to_q(hidden_states)
+        first_frame = hidden_states.view(batch, num_frames, tokens, -1)[:, 0]  # [B, N, C]
+        key = attn.to_k(first_frame)
+        value = attn.to_v(first_frame)
+
+        # 2. fold frames into the query sequence: [B*F, N, H*D] -> [B, H, F*N, D]
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch, num_frames * tokens, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)  # [B, H, N, D]
+        value = value.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        # 3. attention; softmax is per query row, so folding frames changes nothing numerically
+        out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
+        # [B, H, F*N, D] -> [B*F, N, H*D]
+        out = out.transpose(1, 2).reshape(batch_frames, tokens, attn.heads * head_dim).to(query.dtype)
+
+        # 4. output projection and dropout, as diffusers' AttnProcessor2_0
+        out = attn.to_out[0](out)
+        out = attn.to_out[1](out)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
