@@ -187,9 +187,7 @@ class DragBranchMixin:
         layer: LayerDragConditioning,
     ) -> torch.Tensor:
         # 1. resnet
-        hidden_states = self._maybe_checkpoint(
-            self.resnets[layer_index], hidden_states, temb, image_only_indicator
-        )
+        hidden_states = self._maybe_checkpoint(self.resnets[layer_index], hidden_states, temb, image_only_indicator)
         # 2. adaptive modulation from the (cached) drag embedding
         if layer.scale_plus_one is not None:
             hidden_states = hidden_states * layer.scale_plus_one + layer.shift
