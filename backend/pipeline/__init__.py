@@ -1,0 +1,1 @@
+"""Generation pipeline: preprocessing, drag trajectories, sampling and export of generated videos."""
