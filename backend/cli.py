@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import __version__, selfcheck
+from . import __version__, generate, selfcheck
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     selfcheck.add_parser(subparsers)
+    generate.add_parsers(subparsers)
     return parser
 
 
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as transformers_logging
 
         diffusers_logging.set_verbosity_error()
+        diffusers_logging.disable_progress_bar()
         transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
     try:
         return args.handler(args)
     except KeyboardInterrupt:

@@ -1,0 +1,169 @@
+"""``puppet-master generate`` and ``puppet-master make-tiny-model``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from .engines.base import Cancelled, Engine, GenerationRequest
+from .engines.results import save_result
+from .pipeline.preprocess import DEFAULT_CROP_SCALE
+from .pipeline.trajectories import EASES, MAX_DRAGS, resample_drag, validate_points_in_image
+
+logger = logging.getLogger(__name__)
+
+
+def parse_drag(text: str) -> np.ndarray:
+    """``"x,y x,y ..."`` -> ``(N, 2)`` array; ValueError with the offending text otherwise."""
+    try:
+        points = [[float(value) for value in point.split(",")] for point in text.split()]
+    except ValueError:
+        points = []
+    if not points or any(len(point) != 2 for point in points):
+        raise ValueError(f"--drag {text!r}: expected points as 'x,y x,y ...' (at least two)")
+    return np.array(points, dtype=np.float64)
+
+
+def load_image(path: str) -> Image.Image:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image {path!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"cannot read image {path!r}: {error}") from error
+
+
+def normalised_drags(drags: list[np.ndarray], image: Image.Image, normalized: bool) -> list[np.ndarray]:
+    """Drags in normalised image coordinates; pixel drags are checked to lie on the image."""
+    width, height = image.size
+    if normalized:
+        validate_points_in_image(drags, 1.0, 1.0)
+        return drags
+    return [drag / np.array([width, height]) for drag in validate_points_in_image(drags, width, height)]
+
+
+def build_engine(args: argparse.Namespace) -> Engine:
+    if args.engine == "preview":
+        from .engines.preview import PreviewEngine
+
+        return PreviewEngine(reason="requested with --engine preview")
+    from .engines.diffusion import DiffusionEngine
+
+    return DiffusionEngine.from_settings(
+        model=args.model, svd=args.svd, unet=args.unet, unet_filename=args.unet_filename,
+        device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
+    )  # fmt: skip
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    image = load_image(args.image)
+    if not args.drag:
+        raise ValueError("give at least one --drag 'x,y x,y'")
+    request = GenerationRequest(
+        image=image,
+        drags=normalised_drags([parse_drag(text) for text in args.drag], image, args.normalized),
+        num_frames=args.frames,
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        seed=args.seed,
+        num_videos=args.num_videos,
+        crop_scale=None if args.crop_scale <= 0 else args.crop_scale,
+        ease=args.ease,
+    )
+    # cheap checks first: a bad drag should not wait for the model to load
+    if len(request.drags) > MAX_DRAGS:
+        raise ValueError(f"at most {MAX_DRAGS} drags (the model's limit), got {len(request.drags)}")
+    for drag in request.drags:
+        resample_drag(drag, request.num_frames, request.ease)
+    engine = build_engine(args)
+    description = engine.describe()
+    print(f"engine: {description['engine']} on {description['device']} ({description['model']})")
+    cancel = threading.Event()
+    with tqdm(total=request.steps, desc="generating", unit="step", disable=args.quiet) as bar:
+
+        def progress(step: int, total: int) -> None:
+            bar.total = total
+            bar.update(step - bar.n)
+
+        try:
+            result = engine.generate(request, progress=progress, cancel=cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+    record = save_result(result, args.out, gif=args.gif, mp4=args.mp4, overlay=args.overlay)
+    print(f"seed {result.seed}: {record['num_videos']} video(s) of {record['num_frames']} frames in {args.out}")
+    return 0
+
+
+def run_make_tiny_model(args: argparse.Namespace) -> int:
+    from .pipeline.tiny import make_tiny_model
+
+    path = make_tiny_model(args.directory, seed=args.seed)
+    print(f"tiny random Puppet-Master pipeline saved to {path} (for tests and demos; it makes noise, not motion)")
+    return 0
+
+
+def _checked(kind: type, minimum: float, maximum: float | None = None):
+    def parse(text: str):
+        value = kind(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bounds}")
+        return value
+
+    return parse
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("generate", help="make a video from an image and drags")
+    source = parser.add_argument_group("model")
+    source.add_argument("--model", help="a saved Puppet-Master pipeline folder (e.g. from make-tiny-model)")
+    source.add_argument("--svd", help="Stable Video Diffusion img2vid folder or hub id (with --unet)")
+    source.add_argument("--unet", help="Puppet-Master UNet: .safetensors file, folder or hub id (with --svd)")
+    source.add_argument("--unet-filename", default="model.safetensors", help="weights file in --unet folder/repo")
+    source.add_argument("--engine", choices=["puppet-master", "preview"], default="puppet-master")
+    source.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    source.add_argument("--dtype", default="auto", help="auto (fp16/bf16 on GPU, fp32 on CPU), fp32, fp16, bf16")
+    source.add_argument("--cpu-offload", action="store_true", help="move components to the GPU only when used")
+    parser.add_argument("--image", required=True, help="input image (RGBA: alpha marks the object)")
+    parser.add_argument(
+        "--drag", action="append", metavar="'x,y x,y ...'",
+        help="a drag as pixel points of the image (2 = straight, more = path, one per frame = timing); repeat",
+    )  # fmt: skip
+    parser.add_argument("--normalized", action="store_true", help="--drag points are in 0..1, not pixels")
+    parser.add_argument("--steps", type=_checked(int, 1, 500), default=50)
+    parser.add_argument("--guidance", type=_checked(float, 0.0, 50.0), default=5.0, help="last-frame guidance")
+    parser.add_argument("--seed", type=_checked(int, 0, 2**32 - 1), default=None)
+    parser.add_argument("--num-videos", type=_checked(int, 1, 16), default=1, help="variations, batched")
+    parser.add_argument("--frames", type=_checked(int, 2, 64), default=14)
+    parser.add_argument(
+        "--crop-scale", type=float, default=DEFAULT_CROP_SCALE, help="object crop size (0 = whole image)"
+    )
+    parser.add_argument("--ease", choices=EASES, default="linear")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--gif", action="store_true", help="also write video_<k>.gif")
+    parser.add_argument("--mp4", action="store_true", help="also write video_<k>.mp4")
+    parser.add_argument("--overlay", action="store_true", help="draw the drags on the GIF/MP4")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_handle_generate)
+
+    tiny = subparsers.add_parser("make-tiny-model", help="save a tiny random pipeline folder (tests, demos)")
+    tiny.add_argument("directory")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(handler=run_make_tiny_model)
+
+
+def _handle_generate(args: argparse.Namespace) -> int:
+    try:
+        return run_generate(args)
+    except Cancelled:
+        print("cancelled; nothing was written")
+        return 130
