@@ -23,7 +23,8 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
-from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
+from transformers.image_processing_utils import BaseImageProcessor
 
 from ..models import DragConditioning, UNetDragSpatioTemporalModel
 from ..models.unet_drag import DEFAULT_CHECKPOINT_FILENAME
@@ -68,7 +69,7 @@ class PuppetMasterPipeline(DiffusionPipeline):
         self,
         vae: AutoencoderKLTemporalDecoder,
         image_encoder: CLIPVisionModelWithProjection,
-        feature_extractor: CLIPImageProcessor,
+        feature_extractor: BaseImageProcessor,
         scheduler: EulerDiscreteScheduler,
         unet: UNetDragSpatioTemporalModel,
     ):
@@ -107,7 +108,7 @@ class PuppetMasterPipeline(DiffusionPipeline):
         image_encoder = CLIPVisionModelWithProjection.from_pretrained(
             svd, subfolder="image_encoder", dtype=dtype, variant=variant, **hub
         )
-        feature_extractor = CLIPImageProcessor.from_pretrained(svd, subfolder="feature_extractor", **hub)
+        feature_extractor = AutoImageProcessor.from_pretrained(svd, subfolder="feature_extractor", **hub)
         scheduler = EulerDiscreteScheduler.from_pretrained(svd, subfolder="scheduler", **hub)
         if os.path.isfile(os.path.join(os.fspath(unet), "config.json")):
             drag_unet = UNetDragSpatioTemporalModel.from_pretrained(unet, dtype=dtype)
