@@ -85,6 +85,22 @@ class PuppetMasterPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ loading
 
+    @staticmethod
+    def load_svd_components(
+        svd: str | os.PathLike,
+        dtype: torch.dtype | None = None,
+        variant: str | None = None,
+        **hub: object,
+    ) -> dict:
+        """SVD img2vid's VAE, CLIP image encoder, feature extractor and scheduler (a folder or hub id)."""
+        weights = dict(dtype=dtype, variant=variant, **hub)
+        return {
+            "vae": AutoencoderKLTemporalDecoder.from_pretrained(svd, subfolder="vae", **weights),
+            "image_encoder": CLIPVisionModelWithProjection.from_pretrained(svd, subfolder="image_encoder", **weights),
+            "feature_extractor": AutoImageProcessor.from_pretrained(svd, subfolder="feature_extractor", **hub),
+            "scheduler": EulerDiscreteScheduler.from_pretrained(svd, subfolder="scheduler", **hub),
+        }
+
     @classmethod
     def from_svd(
         cls,
@@ -103,20 +119,14 @@ class PuppetMasterPipeline(DiffusionPipeline):
         ``unet`` may also be a folder saved with ``save_pretrained`` (it holds a ``config.json``).
         """
         hub = dict(local_files_only=local_files_only, cache_dir=cache_dir, token=token)
-        parts = dict(dtype=dtype, variant=variant, **hub)
-        vae = AutoencoderKLTemporalDecoder.from_pretrained(svd, subfolder="vae", **parts)
-        image_encoder = CLIPVisionModelWithProjection.from_pretrained(
-            svd, subfolder="image_encoder", dtype=dtype, variant=variant, **hub
-        )
-        feature_extractor = AutoImageProcessor.from_pretrained(svd, subfolder="feature_extractor", **hub)
-        scheduler = EulerDiscreteScheduler.from_pretrained(svd, subfolder="scheduler", **hub)
+        components = cls.load_svd_components(svd, dtype, variant, **hub)
         if os.path.isfile(os.path.join(os.fspath(unet), "config.json")):
             drag_unet = UNetDragSpatioTemporalModel.from_pretrained(unet, dtype=dtype)
         else:
             drag_unet = UNetDragSpatioTemporalModel.from_puppet_master_checkpoint(
                 unet, unet_filename, torch_dtype=dtype, **hub
             )
-        return cls(vae, image_encoder, feature_extractor, scheduler, drag_unet)
+        return cls(unet=drag_unet, **components)
 
     # ------------------------------------------------------------------ recipe steps
 
@@ -126,9 +136,14 @@ class PuppetMasterPipeline(DiffusionPipeline):
         sample_size = self.unet.config.sample_size
         return sample_size * self.vae_scale_factor if sample_size else 256
 
-    def check_inputs(self, image: Image.Image | torch.Tensor, drags: torch.Tensor, height: int, width: int) -> None:
-        if not isinstance(image, Image.Image | torch.Tensor):
-            raise ValueError(f"image must be a PIL image or a tensor, got {type(image).__name__}")
+    def check_inputs(
+        self, image: Image.Image | torch.Tensor | None, drags: torch.Tensor, height: int, width: int, precomputed: bool
+    ) -> None:
+        if not precomputed and not isinstance(image, Image.Image | torch.Tensor):
+            raise ValueError(
+                f"image must be a PIL image or a tensor (or pass image_latents and image_embeddings), "
+                f"got {type(image).__name__}"
+            )
         num_drags = self.unet.config.num_drags
         if drags.ndim != 4 or drags.shape[0] != 1 or drags.shape[2:] != (num_drags, 4):
             raise ValueError(f"drags must have shape (1, frames, {num_drags}, 4), got {tuple(drags.shape)}")
@@ -239,7 +254,7 @@ class PuppetMasterPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        image: Image.Image | torch.Tensor,
+        image: Image.Image | torch.Tensor | None,
         drags: torch.Tensor,
         height: int | None = None,
         width: int | None = None,
@@ -253,6 +268,8 @@ class PuppetMasterPipeline(DiffusionPipeline):
         output_type: str = "np",
         callback_on_step_end: Callable[[PuppetMasterPipeline, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: tuple[str, ...] = ("latents",),
+        image_latents: torch.Tensor | None = None,
+        image_embeddings: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> PuppetMasterPipelineOutput | tuple:
         r"""Generate ``num_videos_per_prompt`` videos of ``drags.shape[1]`` frames.
@@ -270,10 +287,14 @@ class PuppetMasterPipeline(DiffusionPipeline):
             decode_chunk_size: frames per VAE decode call (lower saves memory).
             output_type: ``np`` (uint8), ``pil``, ``pt`` (float in [0, 1]) or ``latent``.
             callback_on_step_end: ``fn(pipe, step, timestep, tensors) -> tensors`` after each step.
+            image_latents, image_embeddings: precomputed conditioning ``(1, 4, h, w)`` (unscaled VAE
+                latent mean) and ``(1, 1, D)`` (CLIP embedding), e.g. from cached training data or a
+                Drag-a-Move test batch; both together replace ``image``.
         """
         height = height or self.default_size
         width = width or self.default_size
-        self.check_inputs(image, drags, height, width)
+        precomputed = image_latents is not None and image_embeddings is not None
+        self.check_inputs(image, drags, height, width, precomputed)
         if output_type not in ("np", "pil", "pt", "latent"):
             raise ValueError(f"output_type must be np, pil, pt or latent, got {output_type!r}")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
@@ -289,7 +310,10 @@ class PuppetMasterPipeline(DiffusionPipeline):
 
         # 1. conditioning image: CLIP embedding and VAE latent (cached by content)
         started = time.perf_counter()
-        clip, image_latents = self.encode_image(self._image_tensor(image, height, width))
+        if precomputed:
+            clip, image_latents = image_embeddings.to(device), image_latents.to(device)
+        else:
+            clip, image_latents = self.encode_image(self._image_tensor(image, height, width))
         clip = clip.to(dtype).repeat(num_videos, 1, 1)
         image_latents = image_latents.to(dtype).repeat(num_videos, 1, 1, 1)
         timings["encode"] = time.perf_counter() - started
