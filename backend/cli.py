@@ -7,6 +7,8 @@ import logging
 import sys
 
 from . import __version__, generate, selfcheck
+from .evaluation import evaluate
+from .training import train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     selfcheck.add_parser(subparsers)
     generate.add_parsers(subparsers)
+    train.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,172 @@
+"""``puppet-master evaluate``: Puppet-Master against baselines on the authors' Drag-a-Move test batches.
+
+Each test example is one pickle holding ``latents`` ``(1, F, 4, h, w)`` (VAE latents times 0.18215),
+``cond_latent`` ``(1, 4, h, w)``, ``embedding`` ``(1, 1, D)`` and ``drags`` ``(1, F, 5, 4)``, plus
+metadata. The model generates from exactly that conditioning; the ground truth is the decoded
+``latents``. Baselines: the static first frame, and the weight-free preview engine warping the
+first frame along the drags. Metrics: PSNR and SSIM per example and on average (LPIPS and FVD
+need network weights that are not shipped; they are reported as unavailable).
+
+Pickles can run code when loaded: only evaluate test batches from a source you trust. The loader
+below accepts only the classes such batches are made of (tensors, arrays, plain containers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engines.preview import warp_preview
+from ..pipeline.pipeline import PuppetMasterPipeline
+from .metrics import psnr, ssim
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("latents", "cond_latent", "embedding", "drags")
+LATENT_SCALE = 0.18215
+# Globals a test batch may reference: tensor/array rebuilders and plain containers.
+_ALLOWED_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch.storage", "_load_from_bytes"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+_ALLOWED_MODULE_PREFIXES = ("torch",)  # storage classes such as torch.FloatStorage
+
+
+class _TestBatchUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED_GLOBALS or (module == "torch" and name.endswith("Storage")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"test batch references {module}.{name}, which a test batch never needs")
+
+
+def load_test_batch(path: str | Path) -> dict:
+    """One Drag-a-Move example as tensors; ValueError naming what is missing or malformed."""
+    with open(path, "rb") as handle:
+        data = _TestBatchUnpickler(io.BytesIO(handle.read())).load()
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a dict, got {type(data).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"{path}: missing {missing} (has {sorted(data)})")
+    batch = {key: torch.as_tensor(np.asarray(data[key]) if not torch.is_tensor(data[key]) else data[key]).float()
+             for key in REQUIRED_KEYS}  # fmt: skip
+    frames = batch["latents"].shape[1]
+    if batch["latents"].ndim != 5 or batch["drags"].shape[:2] != (1, frames) or batch["drags"].shape[-1] != 4:
+        raise ValueError(
+            f"{path}: latents {tuple(batch['latents'].shape)} and drags {tuple(batch['drags'].shape)} do not "
+            "match the (1, F, 4, h, w) / (1, F, K, 4) layout"
+        )
+    return batch
+
+
+@dataclass
+class ExampleScores:
+    name: str
+    method: str
+    psnr: float
+    ssim: float
+
+
+def drag_trajectories(drags: torch.Tensor) -> list[np.ndarray]:
+    """``(F, K, 4)`` drags -> per present drag, its ``(F, 2)`` positions."""
+    present = drags.ne(0).any(dim=-1).any(dim=0)
+    return [drags[:, k, 2:4].numpy().astype(np.float64) for k in range(drags.shape[1]) if present[k]]
+
+
+def preview_baseline(first_frame: torch.Tensor, drags: torch.Tensor) -> torch.Tensor:
+    """Warp the first frame ``(3, H, W)`` along the drags; the object is every not-quite-white pixel."""
+    image = (first_frame.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+    mask = (image < 245).any(axis=-1)
+    tracks = drag_trajectories(drags)
+    if not tracks or not mask.any():
+        return first_frame[None].repeat(drags.shape[0], 1, 1, 1)
+    frames = warp_preview(image, mask, tracks)
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+
+
+@torch.no_grad()
+def evaluate_example(pipe: PuppetMasterPipeline, batch: dict, name: str, steps: int, guidance: float, seed: int):
+    device = pipe._execution_device
+    truth = pipe.decode_latents(batch["latents"].to(device))[0].cpu()  # [F, 3, H, W] in [0, 1]
+    side = truth.shape[-1]
+    generated = pipe(
+        None, batch["drags"].clamp(0, 1), height=side, width=side, num_inference_steps=steps,
+        guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="pt",
+        image_latents=batch["cond_latent"], image_embeddings=batch["embedding"],
+    ).frames[0].cpu()  # fmt: skip
+    candidates = {
+        "puppet-master": generated,
+        "static first frame": truth[:1].repeat(truth.shape[0], 1, 1, 1),
+        "preview": preview_baseline(truth[0], batch["drags"][0]),
+    }
+    return [ExampleScores(name, method, psnr(video, truth), ssim(video, truth)) for method, video in candidates.items()]
+
+
+def write_report(scores: list[ExampleScores], out_dir: Path) -> tuple[Path, Path]:
+    """Per-example CSV and a Markdown table of the means per method."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, markdown_path = out_dir / "scores.csv", out_dir / "scores.md"
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["example", "method", "psnr", "ssim"])
+        for row in scores:
+            writer.writerow([row.name, row.method, f"{row.psnr:.4f}", f"{row.ssim:.4f}"])
+    methods = list(dict.fromkeys(row.method for row in scores))
+    lines = ["| method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | FVD ↓ | examples |", "|---|---|---|---|---|---|"]
+    for method in methods:
+        rows = [row for row in scores if row.method == method]
+        mean_psnr = float(np.mean([row.psnr for row in rows]))
+        mean_ssim = float(np.mean([row.ssim for row in rows]))
+        lines.append(f"| {method} | {mean_psnr:.2f} | {mean_ssim:.4f} | n/a | n/a | {len(rows)} |")
+    lines.append("")
+    lines.append("LPIPS and FVD need network weights (VGG/AlexNet, I3D) that are not available offline: n/a.")
+    markdown_path.write_text("\n".join(lines) + "\n")
+    return csv_path, markdown_path
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..engines.diffusion import load_pipeline
+
+    files = sorted(Path(args.batches).glob("*.pkl"))[: args.limit or None]
+    if not files:
+        raise FileNotFoundError(f"no test batches (*.pkl) in {args.batches!r}")
+    pipe, identity = load_pipeline(model=args.model, device=args.device, dtype=args.dtype)
+    logger.info("evaluating %s on %d examples", identity, len(files))
+    scores: list[ExampleScores] = []
+    for index, path in enumerate(files, 1):
+        scores += evaluate_example(pipe, load_test_batch(path), path.stem, args.steps, args.guidance, args.seed)
+        logger.info("%d/%d %s", index, len(files), path.name)
+    csv_path, markdown_path = write_report(scores, Path(args.out))
+    print(markdown_path.read_text())
+    print(f"per-example scores: {csv_path}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="PSNR/SSIM on Drag-a-Move test batches, with baselines")
+    parser.add_argument("--model", required=True, help="a Puppet-Master pipeline folder")
+    parser.add_argument("--batches", required=True, help="folder of test batches (*.pkl, the authors' format)")
+    parser.add_argument("--out", required=True, help="folder for scores.csv and scores.md")
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="evaluate only the first N examples (0 = all)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.set_defaults(handler=main)
