@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from diffusers import AutoencoderKLTemporalDecoder, DiffusionPipeline, EulerDiscreteScheduler
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
@@ -179,7 +178,12 @@ class PuppetMasterPipeline(DiffusionPipeline):
             return self._image_cache[key]
         self.encoder_calls += 1
 
-        # CLIP: as SVD's pipeline (antialiased resize in [-1, 1], then CLIP normalisation)
+        # CLIP: as SVD's pipeline (antialiased resize in [-1, 1], then CLIP normalisation). Imported here:
+        # importing SVD's pipeline module makes transformers log a torchvision notice at import time.
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+            _resize_with_antialiasing,
+        )
+
         clip_input = (_resize_with_antialiasing(image * 2 - 1, CLIP_INPUT_SIZE) + 1) / 2
         pixel_values = self.feature_extractor(
             images=clip_input, do_normalize=True, do_center_crop=False, do_resize=False, do_rescale=False,
