@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import __version__, generate, selfcheck
+from . import __version__, generate, selfcheck, serve
 from .evaluation import evaluate
 from .training import train
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     selfcheck.add_parser(subparsers)
+    serve.add_parser(subparsers)
     generate.add_parsers(subparsers)
     train.add_parser(subparsers)
     evaluate.add_parser(subparsers)

@@ -58,6 +58,20 @@ def test_png_sequence_prefix_and_overwrite(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.asarray(Image.open(paths[1])), second[1])
 
 
+def test_png_sequence_fast_and_threaded_writes_the_same_pixels(tmp_path: Path) -> None:
+    video = random_video(num_frames=9, channels=4)
+    paths = write_png_sequence(video, tmp_path, compress_level=1, workers=4)
+
+    assert [path.name for path in paths] == [f"frame_{index:04d}.png" for index in range(9)]
+    for path, frame in zip(paths, video, strict=True):
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), frame)
+    assert leftover_temp_files(tmp_path) == []
+    with pytest.raises(ValueError, match="compress_level"):
+        write_png_sequence(video, tmp_path, compress_level=10)
+    with pytest.raises(ValueError, match="workers"):
+        write_png_sequence(video, tmp_path, workers=0)
+
+
 def test_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def failing_save(self: Image.Image, fp: Path, *args: object, **kwargs: object) -> None:
         Path(fp).write_bytes(b"half a png")

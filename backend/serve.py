@@ -1,0 +1,93 @@
+"""``puppet-master serve``: the HTTP service the Blender add-on talks to."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from .engines.factory import ENGINE_CHOICES
+from .service.settings import DEFAULT_HOST, DEFAULT_PORT, ServiceSettings, default_results_dir
+
+logger = logging.getLogger(__name__)
+
+# CLI flag -> ServiceSettings field; a flag left out falls back to PUPPET_MASTER_<FIELD>, then the default.
+_FIELDS = (
+    "host",
+    "port",
+    "engine",
+    "model",
+    "svd",
+    "unet",
+    "device",
+    "dtype",
+    "token",
+    "results_dir",
+    "max_queue",
+    "keep_hours",
+    "keep_gb",
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the HTTP service for the Blender add-on",
+        description="Run the HTTP service. Every flag can also be set as PUPPET_MASTER_<FLAG> "
+        "(e.g. PUPPET_MASTER_TOKEN); flags win.",
+    )
+    parser.add_argument("--host", help=f"bind address (default {DEFAULT_HOST}); any other than loopback needs --token")
+    parser.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        help="auto (default): the model when a GPU and --model are there, else the preview; "
+        "puppet-master: the model or an error; preview: image-warping draft, no weights",
+    )
+    parser.add_argument("--model", help="folder of a saved Puppet-Master pipeline")
+    parser.add_argument("--svd", help="SVD img2vid components (folder or hub id), when not in --model")
+    parser.add_argument("--unet", help="Puppet-Master UNet weights (folder or hub id), when not in --model")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--dtype", help="auto (default), fp32, fp16 or bf16")
+    parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request but /v1/health")
+    parser.add_argument("--results-dir", help=f"where results are kept (default {default_results_dir()})")
+    parser.add_argument("--max-queue", type=int, help="jobs that may wait behind the running one (default 8)")
+    parser.add_argument("--keep-hours", type=float, help="delete results older than this (default 168; 0 = never)")
+    parser.add_argument(
+        "--keep-gb", type=float, help="delete the oldest results beyond this size (default 10; 0 = no limit)"
+    )
+    parser.set_defaults(handler=_handle)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
+    """ServiceSettings from the flags given, the environment, and the defaults, in that order."""
+    given: dict[str, Any] = {name: getattr(args, name) for name in _FIELDS if getattr(args, name, None) is not None}
+    return ServiceSettings(**given)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .engines.factory import create_engine
+    from .service import create_app
+
+    settings = settings_from_args(args)
+    settings.check_bind_is_safe()  # before the (slow) engine load
+    engine, reason = create_engine(settings)
+    info = engine.describe()
+    where = ", ".join(f"{key} {info[key]}" for key in ("device", "dtype", "model") if info.get(key))
+    print(f"puppet-master serve: engine {engine.name} ({reason}){'; ' + where if where else ''}")
+    print(
+        f"puppet-master serve: http://{settings.host}:{settings.port}/v1 (API docs at /docs); "
+        f"results in {settings.results_dir}; token {'required' if settings.token_value else 'not required'}"
+    )
+    app = create_app(settings, engine=engine, engine_reason=reason)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # use the CLI's logging setup
+        access_log=getattr(args, "verbose", False),
+        timeout_graceful_shutdown=5,  # event streams of queued jobs must not hold up Ctrl+C
+    )
+    return 0

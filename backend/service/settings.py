@@ -1,0 +1,103 @@
+"""The service's settings: one ``BaseSettings``, filled from CLI flags or ``PUPPET_MASTER_*`` variables."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineChoice = Literal["auto", "puppet-master", "preview"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def default_results_dir() -> Path:
+    """Where finished jobs are kept unless ``--results-dir`` says otherwise.
+
+    The per-user cache folder: ``$XDG_CACHE_HOME/puppet-master/results`` (``~/.cache/...`` when unset)
+    on Linux, ``~/Library/Caches/puppet-master/results`` on macOS and
+    ``%LOCALAPPDATA%\\puppet-master\\results`` on Windows. Results are reproducible from their record,
+    and pruned by age and size, so a cache folder is the right home for them.
+    """
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "puppet-master" / "results"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1); False for anything else."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+class ServiceSettings(BaseSettings):
+    """Everything ``puppet-master serve`` can be told. Environment variables use the ``PUPPET_MASTER_`` prefix.
+
+    Attributes:
+        host: bind address; anything but loopback needs ``token``.
+        port: TCP port.
+        engine: ``auto`` (the model when a GPU and weights are there, else the preview), ``puppet-master``
+            or ``preview``.
+        model: folder of a saved Puppet-Master pipeline (``save_pretrained`` layout).
+        svd: SVD img2vid components (local folder or hub id), when not in ``model``.
+        unet: Puppet-Master UNet weights (local folder or hub id), when not in ``model``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+        dtype: ``auto``, ``fp32``, ``fp16`` or ``bf16``.
+        token: bearer token every request except ``/v1/health`` must carry; None = no auth (loopback only).
+        results_dir: where finished jobs are written, one folder per job.
+        max_queue: jobs that may wait behind the running one; more are refused with 429.
+        keep_hours: finished jobs older than this are deleted (0 = keep regardless of age).
+        keep_gb: when the results take more than this, the oldest are deleted (0 = no size limit).
+        max_body_mb: largest request body accepted (413 beyond it).
+        max_image_side: largest accepted image width or height in pixels (413 beyond it).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PUPPET_MASTER_", extra="ignore")
+
+    host: str = DEFAULT_HOST
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    engine: EngineChoice = "auto"
+    model: Path | None = None
+    svd: str | None = None
+    unet: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    token: SecretStr | None = None
+    results_dir: Path = Field(default_factory=default_results_dir)
+    max_queue: int = Field(8, ge=1, le=1000)
+    keep_hours: float = Field(24.0 * 7, ge=0)
+    keep_gb: float = Field(10.0, ge=0)
+    max_body_mb: float = Field(32.0, gt=0)
+    max_image_side: int = Field(4096, ge=16)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """``max_body_mb`` in bytes."""
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def token_value(self) -> str | None:
+        """The token as a string, or None when none (or an empty one) is set."""
+        return self.token.get_secret_value() if self.token and self.token.get_secret_value() else None
+
+    def check_bind_is_safe(self) -> None:
+        """ValueError (one sentence) when the bind address is reachable from other machines and no token is set."""
+        if not is_loopback(self.host) and self.token_value is None:
+            raise ValueError(
+                f"refusing to listen on {self.host} without a token: anyone on the network could use this "
+                "machine's GPU, so pass --token SECRET (or set PUPPET_MASTER_TOKEN), or bind to 127.0.0.1"
+            )
