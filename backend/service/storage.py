@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..engines import GenerationResult
-from ..pipeline.export import draw_drags, write_gif, write_mp4, write_png_sequence, write_record
+from ..engines.results import write_videos
+from ..pipeline.export import write_record
 from .registry import is_job_id
 from .schemas import OutputOptions
 
@@ -97,33 +96,11 @@ class ResultStore:
     # -- writing -------------------------------------------------------------------------------
 
     def save_outputs(self, job_id: str, result: GenerationResult, output: OutputOptions) -> dict[str, Any]:
-        """Write the frames (and GIF/MP4 when asked); return which previews exist and any warnings.
-
-        A GIF or MP4 that cannot be written (no ffmpeg, say) is a warning, not a failure: the frames
-        are what the add-on needs.
-        """
-        folder = self.job_dir(job_id)
-        written: dict[str, Any] = {"gif": [], "mp4": [], "warnings": []}
-        for index, video in enumerate(result.videos):
-            write_png_sequence(
-                video, folder / f"video_{index}", compress_level=PNG_COMPRESS_LEVEL, workers=PNG_WRITE_WORKERS
-            )
-            if not (output.gif or output.mp4):
-                continue
-            preview = video
-            if output.overlay:
-                size = np.array([video.shape[2], video.shape[1]], dtype=np.float64)  # (W, H)
-                preview = draw_drags(video, [np.asarray(track) * size for track in result.image_trajectories])
-            for kind, writer in (("gif", write_gif), ("mp4", write_mp4)):
-                if not getattr(output, kind):
-                    continue
-                try:
-                    writer(preview, self.preview_path(job_id, index, kind), fps=output.fps)
-                    written[kind].append(index)
-                except (RuntimeError, OSError, ValueError) as error:
-                    logger.warning("job %s: could not write %s for video %d: %s", job_id, kind, index, error)
-                    written["warnings"].append(f"{kind.upper()} of video {index} could not be written: {error}")
-        return written
+        """Write the frames (and GIF/MP4 when asked); return which previews exist and any warnings."""
+        return write_videos(
+            result, self.job_dir(job_id), gif=output.gif, mp4=output.mp4, overlay=output.overlay, fps=output.fps,
+            compress_level=PNG_COMPRESS_LEVEL, workers=PNG_WRITE_WORKERS,
+        )  # fmt: skip
 
     def write_record(self, job_id: str, record: dict[str, Any]) -> None:
         """Write ``record.json`` atomically (last, so its presence marks a complete folder)."""
