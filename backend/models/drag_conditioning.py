@@ -38,12 +38,13 @@ def encode_drags(drags: torch.Tensor, height: int, width: int) -> torch.Tensor:
     the start point (6k, 6k+1), the position in this frame (6k+2, 6k+3) and the position in the
     last frame (6k+4, 6k+5). A drag that is all zeros in a frame writes nothing in that frame.
 
-    Computed in float32 whatever the input dtype, so the choice of cell never depends on it.
+    Computed in at least float32 (float64 input stays float64), so half-precision drags never move
+    a mark to another cell.
     """
     if drags.ndim != 4 or drags.shape[-1] != 4:
         raise ValueError(f"drags must have shape (batch, frames, num_drags, 4), got {tuple(drags.shape)}")
     batch, frames, num_drags, _ = drags.shape
-    drags = drags.float()
+    drags = drags.to(torch.promote_types(drags.dtype, torch.float32))
 
     # 1. the three points of every drag in every frame: start, current, last frame's position
     last = drags[:, -1:, :, 2:4].expand(-1, frames, -1, -1)
@@ -59,7 +60,7 @@ def encode_drags(drags: torch.Tensor, height: int, width: int) -> torch.Tensor:
     present = drag_presence(drags)[..., None, None]  # [B, F, K, 1, 1]
     values = torch.where(present, offset, torch.full_like(offset, -1.0))
     flat_index = (cell[..., 1] * width + cell[..., 0]).long()  # [B, F, K, 3]
-    image = torch.full((batch, frames, num_drags, 3, 2, height * width), -1.0, device=drags.device)
+    image = torch.full((batch, frames, num_drags, 3, 2, height * width), -1.0, device=drags.device, dtype=drags.dtype)
     image.scatter_(-1, flat_index[..., None, None].expand(-1, -1, -1, -1, 2, 1), values[..., None])
     # [B, F, K, 3, 2, H*W] -> [B, F, 6K, H, W]; channel 6k + 2m + c for point m, coordinate c
     return image.view(batch, frames, num_drags * CHANNELS_PER_DRAG, height, width)
