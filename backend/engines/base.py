@@ -92,3 +92,18 @@ class Engine(Protocol):
     ) -> GenerationResult:
         """Generate; raise :class:`Cancelled` if ``cancel`` is set between steps, ValueError for bad input."""
         ...
+
+
+def request_settings(request: GenerationRequest) -> dict[str, Any]:
+    """The request's settings for the JSON record (everything but the image and mask)."""
+    return {
+        "num_frames": request.num_frames,
+        "steps": request.steps,
+        "guidance_scale": request.guidance_scale,
+        "seed": request.seed,
+        "num_videos": request.num_videos,
+        "crop_scale": request.crop_scale,
+        "ease": request.ease,
+        "drags": [np.asarray(drag, dtype=np.float64).tolist() for drag in request.drags],
+        "image_size": list(request.image.size),
+    }

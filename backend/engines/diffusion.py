@@ -14,7 +14,7 @@ import torch
 from ..devices import resolve_device, resolve_dtype
 from ..pipeline.inputs import frames_to_input, prepare_inputs
 from ..pipeline.pipeline import PuppetMasterPipeline
-from .base import Cancelled, GenerationRequest, GenerationResult, ProgressCallback
+from .base import Cancelled, GenerationRequest, GenerationResult, ProgressCallback, request_settings
 
 logger = logging.getLogger(__name__)
 
@@ -136,18 +136,3 @@ class DiffusionEngine:
             timings=timings,
             settings=request_settings(request) | {"model": self.model_identity},
         )
-
-
-def request_settings(request: GenerationRequest) -> dict[str, Any]:
-    """The request's settings for the JSON record (everything but the image and mask)."""
-    return {
-        "num_frames": request.num_frames,
-        "steps": request.steps,
-        "guidance_scale": request.guidance_scale,
-        "seed": request.seed,
-        "num_videos": request.num_videos,
-        "crop_scale": request.crop_scale,
-        "ease": request.ease,
-        "drags": [drag.tolist() for drag in request.drags],
-        "image_size": list(request.image.size),
-    }

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from ..pipeline.inputs import frames_to_input, prepare_inputs
-from .base import Cancelled, GenerationRequest, GenerationResult, ProgressCallback
+from .base import Cancelled, GenerationRequest, GenerationResult, ProgressCallback, request_settings
 
 __all__ = ["PreviewEngine", "iter_warp_frames", "warp_preview"]
 
@@ -415,15 +415,8 @@ class PreviewEngine:
             seed=request.seed if request.seed is not None else 0,
             engine=self.name,
             timings=timings,
-            settings={
-                "drags": [np.asarray(drag, dtype=np.float64).tolist() for drag in request.drags],
-                "num_frames": request.num_frames,
-                "steps": request.steps,
-                "guidance_scale": request.guidance_scale,
-                "num_videos": num_videos,
-                "crop_scale": request.crop_scale,
-                "ease": request.ease,
-                "seed": request.seed,
+            settings=request_settings(request)
+            | {
                 "variations": "identical: the preview warp is deterministic",
                 "note": "preview engine: image warping of the input, not the Puppet-Master model",
             },
