@@ -7,6 +7,7 @@ import logging
 import sys
 
 from . import __version__, generate, selfcheck, serve
+from .data import curate, drags, render
 from .evaluation import evaluate
 from .training import train
 
@@ -23,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_parsers(subparsers)
     train.add_parser(subparsers)
     evaluate.add_parser(subparsers)
+    render.add_parser(subparsers)
+    drags.add_parser(subparsers)
+    curate.add_parser(subparsers)
     return parser
 
 
