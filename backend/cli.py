@@ -9,7 +9,7 @@ import sys
 from . import __version__, generate, selfcheck, serve
 from .data import curate, drags, render
 from .evaluation import evaluate
-from .training import train
+from .training import cache, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     selfcheck.add_parser(subparsers)
     serve.add_parser(subparsers)
     generate.add_parsers(subparsers)
+    cache.add_parser(subparsers)
     train.add_parser(subparsers)
     evaluate.add_parser(subparsers)
     render.add_parser(subparsers)

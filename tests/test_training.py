@@ -105,3 +105,38 @@ def test_dataset_errors(tmp_path) -> None:
         CachedClipDataset(tmp_path)
     with pytest.raises(ValueError, match="missing"):
         write_cached_example(tmp_path / "x.safetensors", {"latents": torch.zeros(1)})
+
+
+def test_cache_latents_from_rendered_clips_feeds_the_trainer(tmp_path) -> None:
+    """sample-drags output (RGBA renders + drags) -> cached examples the trainer's dataset reads."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from backend.training.cache import cache_latents
+
+    render = tmp_path / "render" / "view_00"
+    render.mkdir(parents=True)
+    frames = []
+    for index in range(FRAMES):
+        pixels = np.zeros((96, 96, 4), np.uint8)
+        pixels[40:60, 30 + 2 * index : 50 + 2 * index] = [200, 80, 40, 255]  # a part sliding right
+        Image.fromarray(pixels).save(render / f"frame_{index:04d}.png")
+        frames.append(f"view_00/frame_{index:04d}.png")
+    track = [[(40 + 2 * i) / 96, 50 / 96] for i in range(FRAMES)]
+    samples = [{"render_dir": str(tmp_path / "render"), "view": "view_00", "start_frame": 0, "frames": frames,
+                "drags": [track]}]  # fmt: skip
+    (tmp_path / "drags.json").write_text(json.dumps(samples))
+    model = make_tiny_model(tmp_path / "model")
+    paths = cache_latents(tmp_path / "drags.json", model, tmp_path / "cache", device="cpu", dtype="fp32")
+    example = CachedClipDataset(tmp_path / "cache")[0]
+    assert len(paths) == 1
+    assert example["latents"].shape == (FRAMES, 4, 8, 8) and example["cond_latent"].shape == (4, 8, 8)
+    assert example["embedding"].shape == (1, 32) and example["drags"].shape == (FRAMES, 5, 4)
+    # the drag moves right in model coordinates too, starting where it started, and other slots are empty
+    drags = example["drags"]
+    assert torch.all(drags[:, 0, :2] == drags[0, 0, 2:]) and drags[-1, 0, 2] > drags[0, 0, 2]
+    assert torch.count_nonzero(drags[:, 1:]) == 0
+    # resumable: a second run re-uses the file
+    assert cache_latents(tmp_path / "drags.json", model, tmp_path / "cache", device="cpu", dtype="fp32") == paths
