@@ -19,6 +19,10 @@ from bpy.props import (
 )
 
 MAX_DRAGS = 5
+# Result folders are stored as "//puppet_master/<job>/..." next to a saved .blend; newer Blenders warn
+# about "//" paths unless the property says it supports them, an option older ones do not know.
+_SUPPORTS_RELATIVE = "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+_BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if _SUPPORTS_RELATIVE else set()
 # One colour per drag slot; the backend's overlay palette (backend/pipeline/export.py DRAG_COLORS,
 # Okabe-Ito) in linear-ish 0..1 RGB.
 DRAG_COLORS = (
@@ -65,7 +69,9 @@ class PUPPET_PG_drag(bpy.types.PropertyGroup):
 
 class PUPPET_PG_result(bpy.types.PropertyGroup):
     job_id: StringProperty(name="Job", description="Backend job id of this result")
-    directory: StringProperty(name="Folder", description="Folder holding the frames", subtype="DIR_PATH")
+    directory: StringProperty(
+        name="Folder", description="Folder holding the frames", subtype="DIR_PATH", options=_BLEND_RELATIVE
+    )
     engine: StringProperty(name="Engine", description="Engine that made the result (puppet-master or preview)")
     seed: IntProperty(name="Seed", description="Seed of the result", min=0)
     num_frames: IntProperty(name="Frames", description="Frames in the result", min=0)

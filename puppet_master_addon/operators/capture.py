@@ -1,0 +1,197 @@
+"""Capture: render the active camera's view (transparent film) into the image the backend receives.
+
+The render goes to a PNG in a temporary folder and comes back as a packed image, so its pixels
+are real (not the "Render Result" placeholder) and travel with the .blend. Every render setting
+touched for it is put back afterwards, whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..core.camera import capture_size, scene_camera
+from ..core.png import encode_png_rgba
+
+log = logging.getLogger(__name__)
+
+CAPTURE_IMAGE_NAME = "Puppet Master Capture"
+CAPTURE_ENGINES = ("FAST", "SCENE")
+FAST_ENGINE = "BLENDER_WORKBENCH"
+
+
+@contextmanager
+def temporary_settings(owner: Any, values: dict[str, Any]) -> Iterator[None]:
+    """Set attributes of ``owner`` for the duration of the block; the old values come back in the same order.
+
+    The order matters where one setting limits another (file format before colour mode and depth).
+    Attributes the running Blender lacks are skipped.
+    """
+    present = {name: value for name, value in values.items() if hasattr(owner, name)}
+    saved = {name: getattr(owner, name) for name in present}
+    try:
+        for name, value in present.items():
+            setattr(owner, name, value)
+        yield
+    finally:
+        for name, value in saved.items():
+            try:
+                setattr(owner, name, value)
+            except (AttributeError, TypeError, ValueError):  # put back the others regardless
+                log.warning("Could not restore %s.%s to %r", type(owner).__name__, name, value)
+
+
+def _load_capture(filepath: str) -> bpy.types.Image:
+    """The rendered PNG as the packed image ``CAPTURE_IMAGE_NAME``, replacing an older capture in place.
+
+    Users of the older capture (an Image Editor, the scene settings) are remapped to the new one.
+    """
+    image = bpy.data.images.load(filepath, check_existing=False)
+    image.pack()
+    # The temporary file is about to go; unpacking would write next to the .blend instead.
+    image.filepath_raw = "//puppet_master_capture.png"
+    previous = bpy.data.images.get(CAPTURE_IMAGE_NAME)
+    if previous is not None and previous != image:
+        previous.user_remap(image)
+        bpy.data.images.remove(previous)
+    image.name = CAPTURE_IMAGE_NAME
+    return image
+
+
+def _render_still(context: bpy.types.Context) -> set[str]:
+    """Render the context's view layer and write it to the render file path (one place for tests to fail)."""
+    return bpy.ops.render.render(write_still=True, layer=context.view_layer.name, scene=context.scene.name)
+
+
+def render_camera_view(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> bpy.types.Image:
+    """Render the scene camera's view into the image "Puppet Master Capture" and return it.
+
+    Parameters:
+        context: the context whose scene and view layer are rendered.
+        resolution: pixels on the longer side; the image has the camera frame's shape, square pixels.
+        engine: ``"FAST"`` renders with Workbench; ``"SCENE"`` with the scene's engine as set up.
+
+    The film is transparent, so the object's alpha is the mask the backend crops with. ValueError
+    when the scene has no usable camera or the arguments are wrong; RuntimeError when the render
+    fails. Render settings are restored in every case.
+    """
+    if engine not in CAPTURE_ENGINES:
+        raise ValueError(f"Unknown capture engine {engine!r}; expected one of {', '.join(CAPTURE_ENGINES)}")
+    if resolution < 4:
+        raise ValueError(f"The capture needs at least 4 pixels on its longer side, got {resolution}")
+    scene = context.scene
+    scene_camera(scene)  # ValueError with advice when there is no camera to render through
+    render = scene.render
+    width, height = capture_size(
+        render.resolution_x, render.resolution_y, render.pixel_aspect_x, render.pixel_aspect_y, resolution
+    )
+    with tempfile.TemporaryDirectory(prefix="puppet_master_capture_") as folder:
+        filepath = os.path.join(folder, "capture.png")
+        render_values = {
+            "engine": FAST_ENGINE if engine == "FAST" else render.engine,
+            "resolution_x": max(width, 4),
+            "resolution_y": max(height, 4),
+            "resolution_percentage": 100,
+            # Square pixels with the frame's displayed shape keep the normalised frame unchanged.
+            "pixel_aspect_x": 1.0,
+            "pixel_aspect_y": 1.0,
+            "film_transparent": True,
+            "filepath": filepath,
+            "use_file_extension": True,
+            "use_border": False,
+            "use_compositing": False,
+            "use_sequencer": False,
+            "use_multiview": False,
+            "use_stamp": False,
+        }
+        # media_type (Blender 5) before file_format, file_format before colour mode and depth.
+        image_values = {
+            "media_type": "IMAGE",
+            "file_format": "PNG",
+            "color_mode": "RGBA",
+            "color_depth": "8",
+            "compression": 15,
+        }
+        with temporary_settings(render, render_values), temporary_settings(render.image_settings, image_values):
+            result = _render_still(context)
+        if "FINISHED" not in result or not os.path.isfile(filepath):
+            raise RuntimeError(
+                f"Rendering the camera view failed ({', '.join(sorted(result))}); "
+                "try rendering the scene once (F12) to see why"
+            )
+        return _load_capture(filepath)
+
+
+def image_pixels_rgba(image: bpy.types.Image) -> np.ndarray:
+    """An image's pixels as ``(H, W, 4)`` uint8 RGBA, rows top to bottom, straight alpha, display (sRGB) values."""
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ValueError(f"Image {image.name!r} has no pixels (is its file missing?); capture the camera view again")
+    channels = image.channels
+    pixels = np.empty(width * height * channels, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(height, width, channels)[::-1]  # Blender stores rows bottom to top
+    if channels == 4:
+        rgba = pixels
+    elif channels == 3:
+        rgba = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+    elif channels in (1, 2):
+        grey, alpha = pixels[..., :1], pixels[..., 1:] if channels == 2 else np.ones_like(pixels[..., :1])
+        rgba = np.concatenate([grey, grey, grey, alpha], axis=-1)
+    else:
+        raise ValueError(f"Image {image.name!r} has {channels} channels; expected 1 to 4")
+    if image.is_float and not image.colorspace_settings.is_data:
+        # Float buffers are premultiplied and scene-linear; PNG wants straight alpha and sRGB.
+        alpha = rgba[..., 3:]
+        color = np.divide(rgba[..., :3], alpha, out=np.zeros_like(rgba[..., :3]), where=alpha > 0)
+        color = np.clip(color, 0.0, 1.0)
+        color = np.where(color <= 0.0031308, 12.92 * color, 1.055 * np.power(color, 1 / 2.4) - 0.055)
+        rgba = np.concatenate([color, alpha], axis=-1)
+    return np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def image_to_png_bytes(image: bpy.types.Image) -> bytes:
+    """RGBA PNG bytes of an image datablock (alpha kept), e.g. the capture for upload."""
+    return encode_png_rgba(image_pixels_rgba(image))
+
+
+class PUPPET_OT_capture(bpy.types.Operator):
+    bl_idname = "puppet.capture"
+    bl_label = "Capture Camera View"
+    bl_description = (
+        "Render the active camera's view with a transparent background: the image the drags are drawn on "
+        "and the backend animates"
+    )
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.puppet_master
+        try:
+            image = render_camera_view(context, settings.capture_resolution, settings.capture_engine)
+        except (ValueError, RuntimeError) as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        settings.capture_image = image
+        width, height = image.size
+        self.report({"INFO"}, f"Captured the camera view at {width}x{height} into image '{image.name}'")
+        return {"FINISHED"}
+
+
+classes = (PUPPET_OT_capture,)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
