@@ -1,5 +1,6 @@
-# Sourced by the scripts in this folder: create .venv (Python 3.11) once and install the
-# project with the given extras. Re-running is cheap: pip only checks the pins.
+# Sourced by the scripts in this folder: create .venv (Python 3.11) once and install the project
+# with the given extras. Re-running is cheap: the install is skipped while pyproject.toml and the
+# extras are unchanged (a stamp in .venv records what was installed).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,4 +11,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-python -m pip install --quiet --disable-pip-version-check -e ".[${EXTRAS:-}]"
+stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${EXTRAS:-none}"
+if [ ! -f "$stamp" ]; then
+    python -m pip install --quiet --disable-pip-version-check -e ".[${EXTRAS:-}]"
+    touch "$stamp"
+fi
