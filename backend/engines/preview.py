@@ -59,6 +59,7 @@ bilinear resampling per frame; 14 frames at 256 x 256 take well under a second o
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -412,7 +413,8 @@ class PreviewEngine:
             crops=[crop] * num_videos,
             crop_box=inputs.crop_box,
             image_trajectories=inputs.image_trajectories,
-            seed=request.seed if request.seed is not None else 0,
+            # the warp ignores the seed; a null seed is still picked and reported, as every engine does
+            seed=request.seed if request.seed is not None else secrets.randbits(32),
             engine=self.name,
             timings=timings,
             settings=request_settings(request)
