@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from .operators import backend as backend_ops
@@ -202,7 +204,7 @@ class VIEW3D_PT_puppet_master_generate(PuppetSubPanel, bpy.types.Panel):
             layout.operator("puppet.generate", icon="PLAY")
             if settings.job_status:
                 box = layout.box()
-                for line in _wrap(settings.job_status, 48)[:4]:
+                for line in textwrap.wrap(settings.job_status, 48)[:4]:
                     box.label(text=line)
             return
         row = layout.row(align=True)
@@ -232,17 +234,6 @@ class VIEW3D_PT_puppet_master_results(PuppetSubPanel, bpy.types.Panel):
         column.prop(settings, "import_start_frame")
         column.prop(settings, "import_frame_step")
         layout.operator("puppet.import_result", icon="IMPORT")
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return lines + ([line] if line else [])
 
 
 classes = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 
 import bpy
 
@@ -62,23 +63,12 @@ def notify(level: str, message: str) -> None:
         if level == "ERROR":
 
             def draw(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
-                for line in _wrap(message):
+                for line in textwrap.wrap(message, 90):
                     menu.layout.label(text=line)
 
             window_manager.popup_menu(draw, title="Puppet Master", icon=_LEVEL_ICONS[level])
     except (RuntimeError, AttributeError) as error:  # no usable window (closing, or a modal state)
         logger.debug("could not show the message in the UI: %s", error)
-
-
-def _wrap(text: str, width: int = 90) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return lines + ([line] if line else [])
 
 
 class PUPPET_OT_notify(bpy.types.Operator):

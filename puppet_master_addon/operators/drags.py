@@ -34,6 +34,7 @@ from ..core.drag_paths import (
 )
 from ..core.overlay_geometry import drag_geometry, path_to_region
 from ..properties import DRAG_COLORS, MAX_DRAGS
+from .common import tag_redraw
 
 MIN_STROKE_SPACING = 3.0  # region pixels between recorded points of a hand-drawn drag
 REMOVE_DISTANCE = 20.0  # region pixels within which right-click removes a drag
@@ -95,13 +96,6 @@ def collect_drags(context: bpy.types.Context) -> list[list[tuple[float, float]]]
     return check_api_drags(paths, MAX_DRAGS, numbers=[number for number, _ in enabled])
 
 
-def _tag_view3d_redraw(context: bpy.types.Context) -> None:
-    screen = context.screen
-    for area in screen.areas if screen is not None else ():
-        if area.type == "VIEW_3D":
-            area.tag_redraw()
-
-
 # --- simple editing operators ---------------------------------------------------------------------
 
 
@@ -126,7 +120,7 @@ class PUPPET_OT_add_drag(bpy.types.Operator):
         except ValueError as error:
             self.report({"WARNING"}, str(error))
             return {"CANCELLED"}
-        _tag_view3d_redraw(context)
+        tag_redraw(context)
         return {"FINISHED"}
 
 
@@ -151,7 +145,7 @@ class PUPPET_OT_remove_drag(bpy.types.Operator):
             self.report({"ERROR"}, f"There is no drag {index}: the scene has {len(settings.drags)} drag(s)")
             return {"CANCELLED"}
         remove_drag(settings, index)
-        _tag_view3d_redraw(context)
+        tag_redraw(context)
         return {"FINISHED"}
 
 
@@ -172,7 +166,7 @@ class PUPPET_OT_clear_drags(bpy.types.Operator):
         settings = context.scene.puppet_master
         settings.drags.clear()
         settings.active_drag_index = 0
-        _tag_view3d_redraw(context)
+        tag_redraw(context)
         return {"FINISHED"}
 
 
@@ -308,7 +302,7 @@ class _DragsFromPathsMixin:
             problems.append(f"{clipped} clipped to the camera frame")
         added = min(len(paths), free)
         message = f"Added {added} drag(s) from {source}" + (f" ({'; '.join(problems)})" if problems else "")
-        _tag_view3d_redraw(context)
+        tag_redraw(context)
         if added == 0:
             self.report({"WARNING"}, message)
             return {"CANCELLED"}
@@ -512,7 +506,7 @@ class PUPPET_OT_draw_drags(bpy.types.Operator):
         else:
             return {"PASS_THROUGH"}  # zoom, pan, shortcuts and the rest of the interface keep working
         self._update_status(context)
-        _tag_view3d_redraw(context)
+        tag_redraw(context)
         return {"RUNNING_MODAL"}
 
     def _start_stroke(self, context: bpy.types.Context, mouse: tuple[int, int], rect: FrameRect) -> None:
@@ -570,7 +564,7 @@ class PUPPET_OT_draw_drags(bpy.types.Operator):
             self._area.header_text_set(None)
         except ReferenceError:  # the area was closed while drawing
             pass
-        _tag_view3d_redraw(context)
+        tag_redraw(context)
         count = len(context.scene.puppet_master.drags)
         self.report({"WARNING"} if warning else {"INFO"}, warning or f"{count} drag(s) over the camera view")
         return {"FINISHED"} if self.changed else {"CANCELLED"}
