@@ -61,3 +61,23 @@ def test_needs_frame_count_and_divisible_batch() -> None:
     attn.processor.num_frames = 3
     with pytest.raises(ValueError, match="not a multiple"):
         attn(torch.randn(4, 3, 8))
+
+
+@pytest.mark.parametrize(("batch", "locations", "frames", "tokens"), [(1, 4, 3, 1), (2, 6, 5, 6), (3, 2, 14, 6)])
+def test_video_context_matches_plain_cross_attention(batch: int, locations: int, frames: int, tokens: int) -> None:
+    """Temporal cross-attention with one context per video equals diffusers' processor on the copied context."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from backend.models import VideoContextAttnProcessor
+
+    torch.manual_seed(batch + locations + frames)
+    attn = Attention(query_dim=16, cross_attention_dim=12, heads=4, dim_head=4, out_bias=True).double()
+    hidden = torch.randn(batch * locations, frames, 16, dtype=torch.float64)
+    context = torch.randn(batch, tokens, 12, dtype=torch.float64)
+    copied = context[:, None].expand(-1, locations, -1, -1).reshape(batch * locations, tokens, 12)
+    with torch.no_grad():
+        attn.set_processor(AttnProcessor2_0())
+        expected = attn(hidden, encoder_hidden_states=copied)
+        attn.set_processor(VideoContextAttnProcessor(batch_size=batch))
+        ours = attn(hidden, encoder_hidden_states=copied)
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-10)

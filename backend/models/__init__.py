@@ -1,6 +1,6 @@
 """Puppet-Master model code."""
 
-from .attention_processors import AllToFirstAttnProcessor
+from .attention_processors import AllToFirstAttnProcessor, VideoContextAttnProcessor
 from .drag_conditioning import DragConditioning, encode_drags, sincos_position_map
 from .unet_drag import (
     CheckpointMismatchError,
@@ -14,6 +14,7 @@ __all__ = [
     "DragConditioning",
     "UNetDragSpatioTemporalModel",
     "UNetDragSpatioTemporalOutput",
+    "VideoContextAttnProcessor",
     "encode_drags",
     "sincos_position_map",
 ]

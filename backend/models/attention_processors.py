@@ -71,3 +71,65 @@ class AllToFirstAttnProcessor:
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
+
+
+class VideoContextAttnProcessor:
+    r"""Cross-attention of the temporal blocks, with the context projected once per video.
+
+    diffusers' ``TransformerSpatioTemporalModel`` gives each temporal block's cross-attention the
+    first frame's context (the CLIP token and, in drag-conditioned blocks, the drag tokens) copied
+    to every spatial location: ``(batch * locations, tokens, dim)``, identical for all locations of
+    a video. Projecting those keys and values once per video and folding the locations into the
+    query sequence of one ``scaled_dot_product_attention`` call gives the same result without the
+    per-location projections.
+
+    The context rows of one video must be identical, which diffusers' temporal transformer
+    guarantees; the UNet sets ``batch_size`` before each forward pass.
+    """
+
+    def __init__(self, batch_size: int | None = None):
+        self.batch_size = batch_size
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is None or attention_mask is not None or hidden_states.ndim != 3:
+            raise ValueError("VideoContextAttnProcessor is for unmasked cross-attention on (rows, tokens, C) input")
+        if not self.batch_size:
+            raise RuntimeError("VideoContextAttnProcessor.batch_size is not set; the UNet sets it in forward()")
+        rows, queries, _ = hidden_states.shape
+        if rows % self.batch_size:
+            raise ValueError(f"{rows} rows are not a multiple of batch_size={self.batch_size}")
+        batch, tokens = self.batch_size, encoder_hidden_states.shape[1]
+        residual = hidden_states
+
+        # 1. one context per video: [B*L, T, D] -> [B, T, D]
+        context = encoder_hidden_states.view(batch, rows // batch, tokens, -1)[:, 0]
+        if attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(context)
+        value = attn.to_v(context)
+
+        # 2. fold the locations into the query sequence: [B*L, Q, H*D] -> [B, H, L*Q, D]
+        head_dim = key.shape[-1] // attn.heads
+        query = query.view(batch, rows // batch * queries, attn.heads, head_dim).transpose(1, 2)
+        key = key.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)
+        value = value.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        # 3. attention, output projection and dropout, as diffusers' AttnProcessor2_0
+        out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
+        out = out.transpose(1, 2).reshape(rows, queries, attn.heads * head_dim).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor

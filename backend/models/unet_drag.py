@@ -34,7 +34,7 @@ from diffusers.models.unets.unet_3d_blocks import (
 )
 from diffusers.utils import BaseOutput
 
-from .attention_processors import AllToFirstAttnProcessor
+from .attention_processors import AllToFirstAttnProcessor, VideoContextAttnProcessor
 from .drag_conditioning import (
     CHANNELS_PER_DRAG,
     DragConditioning,
@@ -502,27 +502,34 @@ class UNetDragSpatioTemporalModel(ModelMixin, AttentionMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ attention
 
-    def _spatial_self_attentions(self) -> tuple[nn.Module, ...]:
-        """The ``attn1`` of every spatial transformer block (down, mid and up), found once."""
-        if not hasattr(self, "_spatial_attn1"):
-            # a plain tuple attribute: not registered as submodules, so no duplicate state-dict keys
-            self._spatial_attn1 = tuple(
-                block.attn1
-                for module in self.modules()
-                if isinstance(module, TransformerSpatioTemporalModel)
-                for block in module.transformer_blocks
+    def _video_attentions(self) -> tuple[tuple[nn.Module, ...], tuple[nn.Module, ...]]:
+        """The ``attn1`` of every spatial transformer block and the ``attn2`` of every temporal one, found once."""
+        if not hasattr(self, "_video_attention_modules"):
+            transformers = [m for m in self.modules() if isinstance(m, TransformerSpatioTemporalModel)]
+            # plain tuple attributes: not registered as submodules, so no duplicate state-dict keys
+            self._video_attention_modules = (
+                tuple(block.attn1 for t in transformers for block in t.transformer_blocks),
+                tuple(block.attn2 for t in transformers for block in t.temporal_transformer_blocks),
             )
-        return self._spatial_attn1
+        return self._video_attention_modules
 
     def set_all_to_first_attention(self, enabled: bool = True) -> None:
         """Use all-to-first spatial self-attention (the published model) or plain self-attention."""
-        for attention in self._spatial_self_attentions():
+        spatial, temporal_cross = self._video_attentions()
+        for attention in spatial:
             attention.set_processor(AllToFirstAttnProcessor() if enabled else AttnProcessor2_0())
+        # not a modelling choice: the same result as diffusers' processor, with the context projected once per video
+        for attention in temporal_cross:
+            attention.set_processor(VideoContextAttnProcessor())
 
-    def _set_attention_num_frames(self, num_frames: int) -> None:
-        for attention in self._spatial_self_attentions():
+    def _set_attention_video_shape(self, batch_size: int, num_frames: int) -> None:
+        spatial, temporal_cross = self._video_attentions()
+        for attention in spatial:
             if isinstance(attention.processor, AllToFirstAttnProcessor):
                 attention.processor.num_frames = num_frames
+        for attention in temporal_cross:
+            if isinstance(attention.processor, VideoContextAttnProcessor):
+                attention.processor.batch_size = batch_size
 
     # ------------------------------------------------------------------ drag conditioning
 
@@ -666,7 +673,7 @@ class UNetDragSpatioTemporalModel(ModelMixin, AttentionMixin, ConfigMixin):
         emb = emb.repeat_interleave(num_frames, dim=0)
         encoder_hidden_states = encoder_hidden_states.repeat_interleave(num_frames, dim=0)
         image_only_indicator = torch.zeros(batch_size, num_frames, dtype=sample.dtype, device=sample.device)
-        self._set_attention_num_frames(num_frames)
+        self._set_attention_video_shape(batch_size, num_frames)
 
         # 3. down
         skips = (sample,)
