@@ -6,6 +6,7 @@ The last health answer is kept in this module (runtime state, not saved in the .
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import shlex
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 # How long Start Backend waits for the new server to answer (it may load a model first).
 START_TIMEOUT_S = 30.0
 _START_POLL_S = 0.5
-# Health checks from a button press: never longer than this, whatever the preference says.
+# Health checks from a button press (on a worker thread): never longer than this, whatever the preference says.
 _CHECK_TIMEOUT_S = 5.0
 
 
@@ -91,6 +92,44 @@ def describe_health(health: dict) -> str:
     return f"{text} ({reason})" if reason else text
 
 
+@dataclass
+class _HealthCheck:
+    client: BackendClient
+    result: dict | None = None
+    error: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _run_check(check: _HealthCheck) -> None:
+    """Worker thread (or, in background mode, the caller): one health request; never touches bpy."""
+    try:
+        check.result = check.client.health()
+    except BackendError as error:
+        check.error = error.message
+    finally:
+        check.client.close()
+        check.done.set()
+
+
+def _check_outcome(check: _HealthCheck) -> tuple[str, str]:
+    """Record a finished check for the panel; ``(level, message)``."""
+    _record_health(check.client.base_url, check.result, check.error)
+    if check.result is None:
+        return "ERROR", check.error
+    preview_or_unwell = check.result.get("engine") == "preview" or check.result.get("status") != "ok"
+    return ("WARNING" if preview_or_unwell else "INFO"), describe_health(check.result)
+
+
+def _poll_check(check: _HealthCheck) -> float | None:
+    """Timer: report the check once the worker thread has its answer."""
+    if not check.done.is_set():
+        return 0.1
+    level, message = _check_outcome(check)
+    notify(level, message)
+    tag_redraw(bpy.context)
+    return None
+
+
 class PUPPET_OT_check_backend(bpy.types.Operator):
     bl_idname = "puppet.check_backend"
     bl_label = "Check Backend"
@@ -98,19 +137,17 @@ class PUPPET_OT_check_backend(bpy.types.Operator):
     bl_options = {"REGISTER", "INTERNAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        client = _client(context)
-        try:
-            health = client.health()
-        except BackendError as error:
-            _record_health(client.base_url, None, error.message)
-            self.report({"ERROR"}, error.message)
-            return {"CANCELLED"}
-        finally:
-            client.close()
-        _record_health(client.base_url, health)
-        tag_redraw(context)
-        level = "WARNING" if health.get("engine") == "preview" or health.get("status") != "ok" else "INFO"
-        self.report({level}, describe_health(health))
+        check = _HealthCheck(_client(context))
+        if bpy.app.background:  # no event loop delivers timers: answer now (scripts, tests)
+            _run_check(check)
+            level, message = _check_outcome(check)
+            tag_redraw(context)
+            self.report({level}, message)
+            return {"CANCELLED"} if level == "ERROR" else {"FINISHED"}
+        # the request runs on a worker thread so a slow backend never freezes the UI; a timer reports
+        threading.Thread(target=_run_check, args=(check,), name="puppet-master-health", daemon=True).start()
+        bpy.app.timers.register(functools.partial(_poll_check, check), first_interval=0.1)
+        self.report({"INFO"}, f"Checking the backend at {check.client.base_url}")
         return {"FINISHED"}
 
 
