@@ -26,6 +26,12 @@ MODULE = "bl_ext.user_default.puppet_master"
 IMPORT_MODES = ("CAMERA_BACKGROUND", "IMAGE_EMPTY", "SEQUENCER")
 
 
+def all_strips(scene):
+    """Every strip of the sequencer: ``strips_all`` in Blender 5.x, ``sequences_all`` in 4.2-4.x."""
+    editor = scene.sequence_editor
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
 def install(zip_path: str) -> dict[str, Any]:
     started = time.perf_counter()
     result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
@@ -93,7 +99,7 @@ def counts() -> dict[str, int]:
         ),
         "results": len(scene.puppet_master.results),
         "backgrounds": len(scene.camera.data.background_images) if scene.camera else 0,
-        "strips": len(scene.sequence_editor.strips_all) if scene.sequence_editor else 0,
+        "strips": len(all_strips(scene)) if scene.sequence_editor else 0,
     }
 
 
@@ -172,7 +178,7 @@ def import_all_modes(scene: bpy.types.Scene, report: dict[str, Any]) -> None:
         "frame_corners": empty_frame_corners(scene, empty),
         "depth": -empty.location.z,
     }
-    strip = scene.sequence_editor.strips_all[-1]
+    strip = all_strips(scene)[-1]
     report["strip"] = {
         "type": strip.type,
         "frame_start": strip.frame_final_start,
@@ -192,8 +198,8 @@ def import_all_modes(scene: bpy.types.Scene, report: dict[str, Any]) -> None:
         "background_duration": held.image_user.frame_duration,
         "background_image": image_info(held.image),
         "empty_duration": [obj for obj in scene.objects if obj.type == "EMPTY"][-1].image_user.frame_duration,
-        "strip_duration": scene.sequence_editor.strips_all[-1].frame_final_duration,
-        "strip_first": scene.sequence_editor.strips_all[-1].elements[0].filename,
+        "strip_duration": all_strips(scene)[-1].frame_final_duration,
+        "strip_first": all_strips(scene)[-1].elements[0].filename,
     }
     settings.import_frame_step = 1
 

@@ -268,6 +268,9 @@ def draw_annotation_stroke(mouse_points) -> None:
          "is_start": i == 0, "x_tilt": 0.0, "y_tilt": 0.0}
         for i, p in enumerate(mouse_points)
     ]  # fmt: skip
+    # the stroke element's fields differ between versions (Blender 4.2 also requires "pen_flip")
+    fields = bpy.ops.gpencil.annotate.get_rna_type().properties["stroke"].fixed_type.properties.keys()
+    stroke = [{key: value for key, value in {**point, "pen_flip": False}.items() if key in fields} for point in stroke]
     with view3d_override():
         assert bpy.ops.gpencil.annotate(mode="DRAW", stroke=stroke, wait_for_input=False) == {"FINISHED"}
 
