@@ -7,6 +7,32 @@ import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 
 
+def _attend(attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``scaled_dot_product_attention`` over ``[B, Sq, H*D]`` queries and ``[B, Sk, H*D]`` keys/values.
+
+    Splits heads, applies the module's query/key norms if any, returns ``[B, Sq, H*D]``.
+    """
+    batch, heads = query.shape[0], attn.heads
+    head_dim = key.shape[-1] // heads
+    # [B, S, H*D] -> [B, H, S, D]
+    query, key, value = (x.view(batch, -1, heads, head_dim).transpose(1, 2) for x in (query, key, value))
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
+    # [B, H, Sq, D] -> [B, Sq, H*D]
+    return out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
+
+
+def _project_out(attn: Attention, out: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """Output projection, dropout, residual and rescale, as diffusers' ``AttnProcessor2_0``."""
+    out = attn.to_out[1](attn.to_out[0](out))
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
+
+
 class AllToFirstAttnProcessor:
     r"""Spatial self-attention whose keys and values come from the first frame of each video.
 
@@ -50,27 +76,10 @@ class AllToFirstAttnProcessor:
         key = attn.to_k(first_frame)
         value = attn.to_v(first_frame)
 
-        # 2. fold frames into the query sequence: [B*F, N, H*D] -> [B, H, F*N, D]
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, num_frames * tokens, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)  # [B, H, N, D]
-        value = value.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-
-        # 3. attention; softmax is per query row, so folding frames changes nothing numerically
-        out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
-        # [B, H, F*N, D] -> [B*F, N, H*D]
-        out = out.transpose(1, 2).reshape(batch_frames, tokens, attn.heads * head_dim).to(query.dtype)
-
-        # 4. output projection and dropout, as diffusers' AttnProcessor2_0
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        # 2. fold the frames into the query sequence, [B*F, N, H*D] -> [B, F*N, H*D]: softmax is per
+        # query row, so this changes nothing numerically and makes one SDPA call per video
+        out = _attend(attn, query.view(batch, num_frames * tokens, -1), key, value)
+        return _project_out(attn, out.view(batch_frames, tokens, -1), residual)
 
 
 class VideoContextAttnProcessor:
@@ -112,24 +121,8 @@ class VideoContextAttnProcessor:
         context = encoder_hidden_states.view(batch, rows // batch, tokens, -1)[:, 0]
         if attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(context)
-        value = attn.to_v(context)
 
-        # 2. fold the locations into the query sequence: [B*L, Q, H*D] -> [B, H, L*Q, D]
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, rows // batch * queries, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, tokens, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-
-        # 3. attention, output projection and dropout, as diffusers' AttnProcessor2_0
-        out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
-        out = out.transpose(1, 2).reshape(rows, queries, attn.heads * head_dim).to(query.dtype)
-        out = attn.to_out[1](attn.to_out[0](out))
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        # 2. fold the locations into the query sequence: [B*L, Q, H*D] -> [B, L*Q, H*D]
+        query = attn.to_q(hidden_states).view(batch, rows // batch * queries, -1)
+        out = _attend(attn, query, attn.to_k(context), attn.to_v(context))
+        return _project_out(attn, out.view(rows, queries, -1), residual)
