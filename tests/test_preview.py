@@ -217,3 +217,49 @@ def test_engine_bad_input_raises_the_same_value_error() -> None:
     with pytest.raises(ValueError) as raised:
         PreviewEngine().generate(request)
     assert str(raised.value) == str(expected.value)
+
+
+def principal_angle(selected: np.ndarray) -> float:
+    """Angle in degrees of the principal axis of the selected pixels (image moments), in (-90, 90]."""
+    rows, cols = np.nonzero(selected)
+    dx, dy = cols - cols.mean(), rows - rows.mean()
+    return float(np.degrees(0.5 * np.arctan2(2.0 * (dx * dy).mean(), (dx * dx).mean() - (dy * dy).mean())))
+
+
+def test_a_straight_drag_slides_the_part() -> None:
+    # a grey cabinet with a red drawer on its right side, pulled straight out by 40 px
+    image = np.full((SIZE, SIZE, 3), 255, dtype=np.uint8)
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    image[70:190, 50:150] = GREY
+    image[70:190:10, 50:150] = 90
+    image[105:145, 150:195] = RED
+    mask[70:190, 50:195] = True
+    pull = np.array([40.0, 0.0])
+    frames = warp_preview(image, mask, [straight(np.array([172.0, 125.0]), np.array([172.0, 125.0]) + pull)])
+    before, after = red_pixels(image), red_pixels(frames[-1])
+    assert abs(principal_angle(after) - principal_angle(before)) < 5.0
+    shift = centroid(after) - centroid(before)
+    assert abs(shift[0] - pull[0]) < 0.25 * pull[0] and abs(shift[1]) < 0.1 * pull[0], f"drawer moved {shift}"
+    left_edge = (slice(60, 200), slice(40, 70))  # the cabinet's far (left) edge and around it
+    for frame in frames:
+        np.testing.assert_array_equal(frame[left_edge], image[left_edge])
+
+    # the same lid pushed sideways along a straight line slides rather than tilts
+    image, mask = two_part_object()
+    last = warp_preview(image, mask, [straight(LID_CENTRE, LID_CENTRE + DRAG)])[-1]
+    assert abs(principal_angle(red_pixels(last))) < 5.0
+
+
+def test_a_drag_along_an_arc_turns_the_part() -> None:
+    # a thin red bar standing on a grey base, its top dragged along a 30 degree arc about its foot
+    image = np.full((SIZE, SIZE, 3), 255, dtype=np.uint8)
+    mask = np.zeros((SIZE, SIZE), dtype=bool)
+    image[190:225, 70:186] = GREY
+    image[60:190, 122:134] = RED
+    mask[190:225, 70:186] = mask[60:190, 122:134] = True
+    foot, radius = np.array([128.0, 190.0]), 120.0
+    turn = np.radians(np.linspace(0.0, 30.0, NUM_FRAMES))
+    track = np.stack([foot[0] + radius * np.sin(turn), foot[1] - radius * np.cos(turn)], axis=-1) / SIZE
+    last = warp_preview(image, mask, [track])[-1]
+    tilt = 90.0 - abs(principal_angle(red_pixels(last)))  # the bar starts vertical (+-90 degrees)
+    assert 20.0 < tilt < 45.0, f"the bar turned by {tilt} degrees along a 30 degree arc"

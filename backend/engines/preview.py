@@ -28,10 +28,18 @@ source), computed on a coarse 64 x 64 grid with moving-least-squares (MLS) rigid
    jump) that takes the drags from their frame-n positions back to their frame-(n-1) positions. Each
    step is close to the identity and does not fold, so neither does their composition; and each step
    maps the drags exactly, so the pixel under a drag in frame n is the one under its start in frame 0.
-4. Falloff. Each step's displacement is blended to zero by a smoothstep of the distance from the
+4. Slide or turn. MLS rigid turns the part under a lone drag about the anchors, even when the drag
+   goes straight (a lid pushed sideways would tilt by 25 degrees). So each drag's step is a blend of
+   the MLS rigid map and a slide (the drags' moves, interpolated between drags with weights
+   ``1 / d^2``), weighted by how much the drag's path turns: the largest angle between one of its
+   moves and its chord, about half the angle of an arc. Up to ``STRAIGHT_TURNING`` the part slides,
+   from ``CURVED_TURNING`` on it turns by MLS rigid alone (today's arms and hinges), between a
+   smoothstep. The slide's share also fades with the falloff below, so that towards the still parts
+   the anchored MLS map takes over and holds them.
+5. Falloff. Each step's displacement is blended to zero by a smoothstep of the distance from the
    drags: full within ``FULL_MOTION_RADIUS`` x the object size, none beyond a further ``TRANSITION`` x
    the object size, so distant parts of the object stay exactly still.
-5. Sampling. The coarse map is upsampled bilinearly to full resolution and the image is sampled
+6. Sampling. The coarse map is upsampled bilinearly to full resolution and the image is sampled
    bilinearly (numpy), reading white beyond its borders. The model image is white outside the object
    (``prepare_inputs`` segments it onto white), so the background stays white and the area a part
    moved away from shows background. Pixels whose displacement is negligible are copied unchanged, so
@@ -44,9 +52,10 @@ Limits
   cleanly *out* of its cabinet) and nothing turns in 3-D. No occlusion: what a moved part uncovers is
   background, never the surface that was hidden behind it; a part moved over the object covers nothing
   either (the maps do not fold, so it squashes what is in its way). No shading or perspective change.
-- With one drag, MLS rigid also turns the dragged part about the still part (the fitted rotation
-  follows the line from the anchors to the drag): right for an arm or a lid swinging on its hinge,
-  a slight tilt for a part that should only slide.
+- A straight drag slides the part under it and a curved one turns it (MLS rigid turns the part about
+  the still part, following the line from the anchors to the drag): so a straight drag on an arm or
+  a hinged lid shifts it (bending what is between it and the still part) rather than swinging it;
+  drag along an arc to swing it.
 - The mask sets the object size (and so the falloff radii) and where the anchors go; what keeps the
   background still is that the model image is white there. Without a mask (an RGB input with neither
   alpha nor mask) the whole image is the "object" and the background bends with the drags.
@@ -88,6 +97,11 @@ ANCHOR_TOTAL_WEIGHT = 1.0
 # Largest drag move of one composition step, as a fraction of the object size; and a cap on steps.
 MAX_STEP = 0.05
 MAX_STEPS_PER_FRAME = 32
+# A drag whose moves all stay within STRAIGHT_TURNING (radians) of its chord slides the part under it;
+# one that turns by CURVED_TURNING or more (about half an arc's angle) moves it by MLS rigid, in between
+# a blend.
+STRAIGHT_TURNING = math.radians(2.0)
+CURVED_TURNING = math.radians(10.0)
 # Displacements below this (in pixels) count as none: the pixel is copied from the input.
 STILL_EPSILON = 1e-3
 # Squared distance (in pixels^2) added in the MLS weights, so a grid point on a control point is finite.
@@ -181,6 +195,28 @@ def _smoothstep(t: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+def _path_turning(track: np.ndarray) -> float:
+    """How far (radians) a drag's path turns: the largest angle between one of its moves and its chord.
+
+    0 for a straight drag (and for one that does not move); about half the arc's angle for a drag along
+    a circular arc, whatever the arc's radius.
+    """
+    moves = np.diff(track, axis=0)
+    chord = track[-1] - track[0]
+    lengths = np.linalg.norm(moves, axis=-1)
+    chord_length = float(np.linalg.norm(chord))
+    moves = moves[lengths > max(1e-3 * lengths.sum(), 1e-9)]
+    if len(moves) == 0 or chord_length < 1e-9:
+        return 0.0 if len(moves) <= 1 else math.pi  # no move; or a drag that comes back to its start
+    cross = chord[0] * moves[:, 1] - chord[1] * moves[:, 0]
+    return float(np.abs(np.arctan2(cross, moves @ chord)).max())
+
+
+def _rigidity(track: np.ndarray) -> float:
+    """Share of MLS rigid (against a slide) in a drag's motion: 0 for a straight drag, 1 for a curved one."""
+    return float(_smoothstep((_path_turning(track) - STRAIGHT_TURNING) / (CURVED_TURNING - STRAIGHT_TURNING)))
+
+
 def _step_displacement(
     grid: np.ndarray,
     before: np.ndarray,
@@ -189,25 +225,41 @@ def _step_displacement(
     full_radius: float,
     transition: float,
     anchor_softening: float,
+    rigidity: np.ndarray,
 ) -> np.ndarray:
     """``(N, 2)`` backward displacement of one small step: drags at ``after`` (output) read from ``before``.
 
     MLS rigid with the drags as control points ``after -> before`` and the anchors fixed (softened over
-    ``anchor_softening`` pixels, so that single anchors do not dimple the motion around them), times a
-    falloff that is 1 within ``full_radius`` of any drag's step and 0 beyond ``full_radius + transition``
-    of all of them.
+    ``anchor_softening`` pixels, so that single anchors do not dimple the motion around them), blended
+    with a slide (the drags' moves, interpolated between drags with weights ``1 / d^2``) by each drag's
+    ``rigidity`` (1: MLS rigid only, 0: slide only; interpolated alike between drags), the slide's share
+    also fading with the falloff; all times a falloff that is 1 within ``full_radius`` of any drag's
+    step and 0 beyond ``full_radius + transition`` of all of them.
     """
-    targets = np.concatenate([after, anchors])
-    sources = np.concatenate([before, anchors])
-    anchor_scale = ANCHOR_TOTAL_WEIGHT / len(anchors) if len(anchors) else 0.0
-    weight_scale = np.concatenate([np.ones(len(after)), np.full(len(anchors), anchor_scale)])
-    softening = np.concatenate([np.zeros(len(after)), np.full(len(anchors), anchor_softening**2)])
-    displacement = _mls_rigid_backward(grid, targets, sources, weight_scale, softening) - grid
     # a fuzzy union of the drags' falloffs: smooth between drags, where a minimum of distances has a crease
     still = np.ones(len(grid))
     for b, a in zip(before, after, strict=True):
         still *= _smoothstep((_segment_distance(grid, b, a) - full_radius) / transition)
-    return displacement * (1.0 - still)[:, None]
+    moving = 1.0 - still
+    displacement = np.zeros_like(grid)
+    slide_share = np.zeros(len(grid))
+    if (rigidity < 1.0).any():
+        squared = ((grid[:, None, :] - after[None]) ** 2).sum(-1)  # [N, K]
+        weights = 1.0 / (squared + _WEIGHT_EPSILON)
+        weights /= weights.sum(-1, keepdims=True)
+        # the slide fades out towards the still parts faster than the motion does, so that there the
+        # anchored MLS rigid map takes over and holds them
+        slide_share = (weights @ (1.0 - rigidity)) * moving
+        displacement = slide_share[:, None] * (weights @ (before - after))
+    if (slide_share < 1.0).any():
+        targets = np.concatenate([after, anchors])
+        sources = np.concatenate([before, anchors])
+        anchor_scale = ANCHOR_TOTAL_WEIGHT / len(anchors) if len(anchors) else 0.0
+        weight_scale = np.concatenate([np.ones(len(after)), np.full(len(anchors), anchor_scale)])
+        softening = np.concatenate([np.zeros(len(after)), np.full(len(anchors), anchor_softening**2)])
+        rigid = _mls_rigid_backward(grid, targets, sources, weight_scale, softening) - grid
+        displacement += (1.0 - slide_share)[:, None] * rigid
+    return displacement * moving[:, None]
 
 
 def _linear_weights(coordinates: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,6 +309,7 @@ def _coarse_backward_maps(tracks: Sequence[np.ndarray], mask: np.ndarray, grid_s
     max_step = max(MAX_STEP * object_size, 0.5)
     anchors = _pick_anchors(mask, tracks, ANCHOR_RADIUS * object_size)
     anchor_softening = ANCHOR_SOFTENING * object_size
+    rigidity = np.array([_rigidity(track) for track in tracks])
 
     cell = size / grid_size
     centres = (np.arange(grid_size) + 0.5) * cell
@@ -274,7 +327,7 @@ def _coarse_backward_maps(tracks: Sequence[np.ndarray], mask: np.ndarray, grid_s
             before = previous + (current - previous) * ((step - 1) / num_steps)
             after = previous + (current - previous) * (step / num_steps)
             step_displacement = _step_displacement(
-                grid, before, after, anchors, full_radius, transition, anchor_softening
+                grid, before, after, anchors, full_radius, transition, anchor_softening, rigidity
             )
             # map_new(v) = map_old(v + step(v)): read the old displacement where the step lands
             landed = (grid + step_displacement) / cell - 0.5  # pixels -> coarse sample coordinates
