@@ -58,11 +58,4 @@ def get_preferences(context: bpy.types.Context) -> PUPPET_AP_preferences:
 classes = (PUPPET_AP_preferences,)
 
 
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -162,13 +162,14 @@ class PUPPET_PG_settings(bpy.types.PropertyGroup):
 classes = (PUPPET_PG_drag_point, PUPPET_PG_drag, PUPPET_PG_result, PUPPET_PG_settings)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.puppet_master = PointerProperty(type=PUPPET_PG_settings)
 
 
 def unregister() -> None:
     del bpy.types.Scene.puppet_master
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -288,9 +288,11 @@ def stop_started_backend() -> None:
 classes = (PUPPET_OT_notify, PUPPET_OT_check_backend, PUPPET_OT_start_backend)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     atexit.register(stop_started_backend)
 
 
@@ -299,5 +301,4 @@ def unregister() -> None:
     if bpy.app.timers.is_registered(_poll_start):
         bpy.app.timers.unregister(_poll_start)
     stop_started_backend()
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -187,11 +187,4 @@ class PUPPET_OT_capture(bpy.types.Operator):
 classes = (PUPPET_OT_capture,)
 
 
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

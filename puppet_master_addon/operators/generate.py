@@ -319,9 +319,11 @@ def _on_load_pre(*_args: object) -> None:
 classes = (PUPPET_OT_generate, PUPPET_OT_cancel)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.app.handlers.load_pre.append(_on_load_pre)
 
 
@@ -335,5 +337,4 @@ def unregister() -> None:
         _active.runner.cancel()
         _progress(_active, None, end=True)
         _active = None
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -304,11 +304,4 @@ class PUPPET_OT_remove_result(bpy.types.Operator):
 classes = (PUPPET_OT_import_result, PUPPET_OT_remove_result)
 
 
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)
