@@ -6,34 +6,16 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
 import math
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-CORE_DIR = Path(__file__).resolve().parents[1] / "puppet_master_addon" / "core"
+from tests.addon_core_loader import load_addon_core
 
-
-def _load_core(name: str = "puppet_master_core_standalone"):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, CORE_DIR / "__init__.py", submodule_search_locations=[str(CORE_DIR)]
-        )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return (
-        importlib.import_module(f"{name}.{module}") for module in ("camera", "drag_paths", "overlay_geometry", "png")
-    )
-
-
-camera, drag_paths, geometry, png = _load_core()
+camera, drag_paths, geometry, png = load_addon_core("camera", "drag_paths", "overlay_geometry", "png")
 CameraParams = camera.CameraParams
 
 

@@ -8,19 +8,15 @@ servers that misbehave on purpose (no answer, 500, not JSON).
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 import io
 import json
 import socket
-import sys
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -32,33 +28,10 @@ from backend.engines.preview import PreviewEngine
 from backend.service import ServiceSettings, create_app
 from backend.service.schemas import JobCreate
 from backend.service.server import BackgroundServer
+from tests.addon_core_loader import CORE_DIR, load_addon_core
 
-CORE_DIR = Path(__file__).resolve().parent.parent / "puppet_master_addon" / "core"
-
-
-def _load_core() -> dict[str, ModuleType]:
-    """Import ``puppet_master_addon/core`` as a package of its own: the add-on's ``__init__`` imports bpy."""
-    name = "puppet_master_core_under_test"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, CORE_DIR / "__init__.py", submodule_search_locations=[str(CORE_DIR)]
-        )
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return {
-        module: importlib.import_module(f"{name}.{module}")
-        for module in ("client", "jobs", "paths", "payload", "placement")
-    }
-
-
-CORE = _load_core()
-client_mod, jobs_mod, paths_mod, payload_mod, placement_mod = (
-    CORE["client"],
-    CORE["jobs"],
-    CORE["paths"],
-    CORE["payload"],
-    CORE["placement"],
+client_mod, jobs_mod, paths_mod, payload_mod, placement_mod = load_addon_core(
+    "client", "jobs", "paths", "payload", "placement"
 )
 BackendClient, BackendError = client_mod.BackendClient, client_mod.BackendError
 JobRunner, JobState = jobs_mod.JobRunner, jobs_mod.JobState
