@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from .engines.factory import ENGINE_CHOICES
+from .engines.config import add_engine_arguments
 from .service.settings import DEFAULT_HOST, DEFAULT_PORT, ServiceSettings, default_results_dir
 
 logger = logging.getLogger(__name__)
@@ -19,8 +19,11 @@ _FIELDS = (
     "model",
     "svd",
     "unet",
+    "unet_filename",
     "device",
     "dtype",
+    "cpu_offload",
+    "decode_chunk",
     "token",
     "results_dir",
     "max_queue",
@@ -38,17 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", help=f"bind address (default {DEFAULT_HOST}); any other than loopback needs --token")
     parser.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT})")
-    parser.add_argument(
-        "--engine",
-        choices=ENGINE_CHOICES,
-        help="auto (default): the model when a GPU and --model are there, else the preview; "
-        "puppet-master: the model or an error; preview: image-warping draft, no weights",
-    )
-    parser.add_argument("--model", help="folder of a saved Puppet-Master pipeline")
-    parser.add_argument("--svd", help="SVD img2vid components (folder or hub id), when not in --model")
-    parser.add_argument("--unet", help="Puppet-Master UNet weights (folder or hub id), when not in --model")
-    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--dtype", help="auto (default), fp32, fp16 or bf16")
+    add_engine_arguments(parser.add_argument_group("engine"), defaults=False)
     parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request but /v1/health")
     parser.add_argument("--results-dir", help=f"where results are kept (default {default_results_dir()})")
     parser.add_argument("--max-queue", type=int, help="jobs that may wait behind the running one (default 8)")
@@ -73,7 +66,7 @@ def _handle(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     settings.check_bind_is_safe()  # before the (slow) engine load
-    engine, reason = create_engine(settings)
+    engine, reason = create_engine(settings.engine_config())
     info = engine.describe()
     where = ", ".join(f"{key} {info[key]}" for key in ("device", "dtype", "model") if info.get(key))
     print(f"puppet-master serve: engine {engine.name} ({reason}){'; ' + where if where else ''}")

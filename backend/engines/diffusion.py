@@ -7,6 +7,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -15,41 +16,43 @@ from ..devices import resolve_device, resolve_dtype
 from ..pipeline.inputs import frames_to_input, prepare_inputs
 from ..pipeline.pipeline import PuppetMasterPipeline
 from .base import Cancelled, GenerationRequest, GenerationResult, ProgressCallback, request_settings
+from .config import EngineConfig
 
 logger = logging.getLogger(__name__)
 
 
 def load_pipeline(
-    model: str | os.PathLike | None = None,
-    svd: str | os.PathLike | None = None,
-    unet: str | os.PathLike | None = None,
-    unet_filename: str = "model.safetensors",
-    device: str | None = "auto",
-    dtype: str | None = "auto",
-    cpu_offload: bool = False,
-    local_files_only: bool = False,
+    config: EngineConfig, report: Callable[[str], None] | None = None, local_files_only: bool = False
 ) -> tuple[PuppetMasterPipeline, str]:
-    """Load the pipeline from our saved folder (``model``) or from SVD + a Puppet-Master UNet.
+    """Load the pipeline ``config`` names: our saved folder (``model``) or SVD + a Puppet-Master UNet.
 
-    Returns the pipeline on its device and a human-readable model identity.
+    The weights are cast to the target dtype on the CPU before they move, so the GPU never holds two
+    copies. Returns the pipeline on its device (or set up for CPU offload) and a readable model identity.
     """
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
-    if model is not None:
-        if not os.path.isdir(model):
-            raise FileNotFoundError(f"model folder {os.fspath(model)!r} does not exist")
-        pipeline = PuppetMasterPipeline.from_pretrained(model, dtype=torch_dtype)
-        identity = os.path.abspath(model)
-    elif svd is not None and unet is not None:
+    report = report or (lambda stage: None)
+    torch_device = resolve_device(config.device)
+    torch_dtype = resolve_dtype(config.dtype, torch_device)
+    if config.model is not None:
+        if not os.path.isdir(config.model):
+            raise FileNotFoundError(f"model folder {config.model!r} does not exist")
+        report(f"reading the model from {config.model}")
+        pipeline = PuppetMasterPipeline.from_pretrained(config.model, dtype=torch_dtype)
+        identity = os.path.abspath(config.model)
+    elif config.svd is not None and config.unet is not None:
+        report("reading SVD and the Puppet-Master UNet")
         pipeline = PuppetMasterPipeline.from_svd(
-            svd, unet, unet_filename, dtype=torch_dtype, local_files_only=local_files_only
+            config.svd, config.unet, config.unet_filename, dtype=torch_dtype, local_files_only=local_files_only
         )
-        identity = f"{os.fspath(svd)} + {os.fspath(unet)}"
+        identity = f"{config.svd} + {config.unet}"
     else:
         raise ValueError("give --model DIR (a saved pipeline folder), or both --svd and --unet")
-    if cpu_offload and torch_device.type == "cuda":
+    if config.cpu_offload and torch_device.type in ("cuda", "mps"):
+        report(f"setting up CPU offload to {torch_device}")
         pipeline.enable_model_cpu_offload(device=torch_device)
     else:
+        if config.cpu_offload:
+            logger.warning("--cpu-offload needs a CUDA or MPS device; running on %s without it", torch_device)
+        report(f"moving the model to {torch_device}")
         pipeline.to(torch_device)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline, identity
@@ -60,16 +63,25 @@ class DiffusionEngine:
 
     name = "puppet-master"
 
-    def __init__(self, pipeline: PuppetMasterPipeline, model_identity: str, reason: str = "requested"):
+    def __init__(
+        self,
+        pipeline: PuppetMasterPipeline,
+        model_identity: str,
+        reason: str = "requested",
+        decode_chunk: int | None = None,
+    ):
         self.pipeline = pipeline
         self.model_identity = model_identity
         self.reason = reason
+        self.decode_chunk = decode_chunk
 
     @classmethod
-    def from_settings(cls, reason: str = "requested", **load_options: Any) -> DiffusionEngine:
-        """Load with :func:`load_pipeline` options (model, svd, unet, device, dtype, cpu_offload ...)."""
-        pipeline, identity = load_pipeline(**load_options)
-        return cls(pipeline, identity, reason)
+    def from_config(
+        cls, config: EngineConfig, reason: str = "requested", report: Callable[[str], None] | None = None
+    ) -> DiffusionEngine:
+        """Load the pipeline ``config`` describes (see :func:`load_pipeline`)."""
+        pipeline, identity = load_pipeline(config, report)
+        return cls(pipeline, identity, reason, decode_chunk=config.decode_chunk)
 
     def describe(self) -> dict[str, Any]:
         unet = self.pipeline.unet
@@ -79,6 +91,7 @@ class DiffusionEngine:
             "dtype": str(unet.dtype).removeprefix("torch."),
             "model": self.model_identity,
             "reason": self.reason,
+            "cpu_offload": getattr(self.pipeline, "_offload_gpu_id", None) is not None,
         }
 
     def generate(
@@ -117,6 +130,7 @@ class DiffusionEngine:
             num_videos_per_prompt=request.num_videos,
             generator=generators,
             callback_on_step_end=on_step_end,
+            decode_chunk_size=self.decode_chunk,
         )
         if output.interrupted:
             raise Cancelled("cancelled between denoising steps")

@@ -43,7 +43,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is None:
-            app.state.engine, app.state.engine_reason = await run_in_threadpool(create_engine, settings)
+            config = settings.engine_config()
+            app.state.engine, app.state.engine_reason = await run_in_threadpool(create_engine, config)
         else:
             app.state.engine, app.state.engine_reason = engine, engine_reason or "given to create_app"
         store = ResultStore(settings.results_dir)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-import sys
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ..engines.config import DEFAULT_UNET_FILENAME, EngineConfig
+from ..paths import puppet_master_home
 
 EngineChoice = Literal["auto", "puppet-master", "preview"]
 
@@ -18,20 +19,11 @@ DEFAULT_PORT = 8765
 
 
 def default_results_dir() -> Path:
-    """Where finished jobs are kept unless ``--results-dir`` says otherwise.
-
-    The per-user cache folder: ``$XDG_CACHE_HOME/puppet-master/results`` (``~/.cache/...`` when unset)
-    on Linux, ``~/Library/Caches/puppet-master/results`` on macOS and
-    ``%LOCALAPPDATA%\\puppet-master\\results`` on Windows. Results are reproducible from their record,
+    """Where finished jobs are kept unless ``--results-dir`` says otherwise: ``results/`` in the backend's
+    data folder (:func:`backend.paths.puppet_master_home`). Results are reproducible from their record
     and pruned by age and size, so a cache folder is the right home for them.
     """
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        base = Path(os.environ["LOCALAPPDATA"])
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "puppet-master" / "results"
+    return puppet_master_home() / "results"
 
 
 def is_loopback(host: str) -> bool:
@@ -52,11 +44,8 @@ class ServiceSettings(BaseSettings):
         port: TCP port.
         engine: ``auto`` (the model when a GPU and weights are there, else the preview), ``puppet-master``
             or ``preview``.
-        model: folder of a saved Puppet-Master pipeline (``save_pretrained`` layout).
-        svd: SVD img2vid components (local folder or hub id), when not in ``model``.
-        unet: Puppet-Master UNet weights (local folder or hub id), when not in ``model``.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
-        dtype: ``auto``, ``fp32``, ``fp16`` or ``bf16``.
+        model, svd, unet, unet_filename, device, dtype, cpu_offload, decode_chunk: the engine
+            configuration (see :class:`backend.engines.config.EngineConfig`; ``engine_config()`` makes it).
         token: bearer token every request except ``/v1/health`` must carry; None = no auth (loopback only).
         results_dir: where finished jobs are written, one folder per job.
         max_queue: jobs that may wait behind the running one; more are refused with 429.
@@ -74,8 +63,11 @@ class ServiceSettings(BaseSettings):
     model: Path | None = None
     svd: str | None = None
     unet: str | None = None
+    unet_filename: str = DEFAULT_UNET_FILENAME
     device: str = "auto"
     dtype: str = "auto"
+    cpu_offload: bool = False
+    decode_chunk: int | None = Field(None, ge=1)
     token: SecretStr | None = None
     results_dir: Path = Field(default_factory=default_results_dir)
     max_queue: int = Field(8, ge=1, le=1000)
@@ -83,6 +75,10 @@ class ServiceSettings(BaseSettings):
     keep_gb: float = Field(10.0, ge=0)
     max_body_mb: float = Field(32.0, gt=0)
     max_image_side: int = Field(4096, ge=16)
+
+    def engine_config(self) -> EngineConfig:
+        """The engine part of these settings, as every command describes an engine."""
+        return EngineConfig.from_mapping(self)
 
     @property
     def max_body_bytes(self) -> int:
