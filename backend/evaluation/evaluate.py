@@ -141,12 +141,14 @@ def write_report(scores: list[ExampleScores], out_dir: Path) -> tuple[Path, Path
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..engines.config import EngineConfig
     from ..engines.diffusion import load_pipeline
+    from ..engines.factory import with_fetched_weights
 
     files = sorted(Path(args.batches).glob("*.pkl"))[: args.limit or None]
     if not files:
         raise FileNotFoundError(f"no test batches (*.pkl) in {args.batches!r}")
-    pipe, identity = load_pipeline(model=args.model, device=args.device, dtype=args.dtype)
+    pipe, identity = load_pipeline(with_fetched_weights(EngineConfig.from_mapping(args)))
     logger.info("evaluating %s on %d examples", identity, len(files))
     scores: list[ExampleScores] = []
     for index, path in enumerate(files, 1):
