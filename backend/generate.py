@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from .engines.base import Cancelled, Engine, GenerationRequest
+from .engines.config import EngineConfig, add_engine_arguments
 from .engines.results import save_result
 from .pipeline.preprocess import DEFAULT_CROP_SCALE
 from .pipeline.trajectories import EASES, MAX_DRAGS, resample_drag, validate_points_in_image
@@ -51,16 +52,11 @@ def normalised_drags(drags: list[np.ndarray], image: Image.Image, normalized: bo
 
 
 def build_engine(args: argparse.Namespace) -> Engine:
-    if args.engine == "preview":
-        from .engines.preview import PreviewEngine
+    """The engine the command-line flags describe (:func:`backend.engines.factory.create_engine`)."""
+    from .engines.factory import create_engine
 
-        return PreviewEngine(reason="requested with --engine preview")
-    from .engines.diffusion import DiffusionEngine
-
-    return DiffusionEngine.from_settings(
-        model=args.model, svd=args.svd, unet=args.unet, unet_filename=args.unet_filename,
-        device=args.device, dtype=args.dtype, cpu_offload=args.cpu_offload,
-    )  # fmt: skip
+    engine, _reason = create_engine(EngineConfig.from_mapping(args))
+    return engine
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -124,15 +120,7 @@ def _checked(kind: type, minimum: float, maximum: float | None = None):
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="make a video from an image and drags")
-    source = parser.add_argument_group("model")
-    source.add_argument("--model", help="a saved Puppet-Master pipeline folder (e.g. from make-tiny-model)")
-    source.add_argument("--svd", help="Stable Video Diffusion img2vid folder or hub id (with --unet)")
-    source.add_argument("--unet", help="Puppet-Master UNet: .safetensors file, folder or hub id (with --svd)")
-    source.add_argument("--unet-filename", default="model.safetensors", help="weights file in --unet folder/repo")
-    source.add_argument("--engine", choices=["puppet-master", "preview"], default="puppet-master")
-    source.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    source.add_argument("--dtype", default="auto", help="auto (fp16/bf16 on GPU, fp32 on CPU), fp32, fp16, bf16")
-    source.add_argument("--cpu-offload", action="store_true", help="move components to the GPU only when used")
+    add_engine_arguments(parser.add_argument_group("engine"), default_engine="puppet-master")
     parser.add_argument("--image", required=True, help="input image (RGBA: alpha marks the object)")
     parser.add_argument(
         "--drag", action="append", metavar="'x,y x,y ...'",

@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from backend.engines import Cancelled, GenerationRequest
+from backend.engines.config import EngineConfig
 from backend.engines.diffusion import DiffusionEngine
 from backend.pipeline.pipeline import PuppetMasterPipeline
 from backend.pipeline.tiny import make_tiny_model
@@ -153,7 +154,7 @@ def engine_request(**overrides) -> GenerationRequest:
 
 
 def test_engine_result_is_aligned_with_the_input_image(tiny_model_dir) -> None:
-    engine = DiffusionEngine.from_settings(model=tiny_model_dir, device="cpu", dtype="fp32")
+    engine = DiffusionEngine.from_config(EngineConfig(model=str(tiny_model_dir), device="cpu", dtype="fp32"))
     steps_seen = []
     result = engine.generate(engine_request(num_videos=2), progress=lambda s, t: steps_seen.append((s, t)))
     assert steps_seen == [(s, STEPS) for s in range(1, STEPS + 1)]
@@ -170,7 +171,7 @@ def test_engine_result_is_aligned_with_the_input_image(tiny_model_dir) -> None:
 
 
 def test_engine_cancel_between_steps(tiny_model_dir) -> None:
-    engine = DiffusionEngine.from_settings(model=tiny_model_dir, device="cpu", dtype="fp32")
+    engine = DiffusionEngine.from_config(EngineConfig(model=str(tiny_model_dir), device="cpu", dtype="fp32"))
     cancel = threading.Event()
     progress = []
 

@@ -74,6 +74,8 @@ class DiffusionEngine:
         self.model_identity = model_identity
         self.reason = reason
         self.decode_chunk = decode_chunk
+        # accelerate's offload hooks sit on the UNet when the pipeline offloads to the CPU
+        self.cpu_offload = hasattr(pipeline.unet, "_hf_hook")
 
     @classmethod
     def from_config(
@@ -91,7 +93,7 @@ class DiffusionEngine:
             "dtype": str(unet.dtype).removeprefix("torch."),
             "model": self.model_identity,
             "reason": self.reason,
-            "cpu_offload": getattr(self.pipeline, "_offload_gpu_id", None) is not None,
+            "cpu_offload": self.cpu_offload,
         }
 
     def generate(

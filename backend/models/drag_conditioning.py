@@ -126,6 +126,11 @@ class LayerDragConditioning:
     shift: torch.Tensor
     positions: torch.Tensor
 
+    def to(self, *args, **kwargs) -> LayerDragConditioning:
+        """A copy with every tensor moved/cast by ``torch.Tensor.to(*args, **kwargs)``."""
+        scale = None if self.scale_plus_one is None else self.scale_plus_one.to(*args, **kwargs)
+        return LayerDragConditioning(scale, self.shift.to(*args, **kwargs), self.positions.to(*args, **kwargs))
+
 
 @dataclass
 class DragConditioning:
@@ -144,3 +149,24 @@ class DragConditioning:
     @property
     def batch_size(self) -> int:
         return self.grid.shape[0] // self.num_frames
+
+    @property
+    def device(self) -> torch.device:
+        return self.grid.device
+
+    def to(self, *args, **kwargs) -> DragConditioning:
+        """A copy with every tensor moved by ``torch.Tensor.to(*args, **kwargs)``; the empty-slot mask keeps
+        its bool dtype. Lets accelerate's offload hooks (``send_to_device``) move it with the UNet."""
+
+        def move_layers(blocks: dict[int, list[LayerDragConditioning]]) -> dict[int, list[LayerDragConditioning]]:
+            return {index: [layer.to(*args, **kwargs) for layer in layers] for index, layers in blocks.items()}
+
+        absent_device = self.grid.to(*args, **kwargs).device
+        return DragConditioning(
+            num_frames=self.num_frames,
+            latent_size=self.latent_size,
+            grid=self.grid.to(*args, **kwargs),
+            absent=self.absent.to(absent_device),
+            down_blocks=move_layers(self.down_blocks),
+            up_blocks=move_layers(self.up_blocks),
+        )

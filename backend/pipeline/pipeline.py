@@ -13,7 +13,8 @@ import hashlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
 from transformers.image_processing_utils import BaseImageProcessor
 
 from ..models import DragConditioning, UNetDragSpatioTemporalModel
-from ..models.unet_drag import DEFAULT_CHECKPOINT_FILENAME
+from ..models.checkpoint import DEFAULT_CHECKPOINT_FILENAME
 
 # Size of the CLIP image encoder's input, as SVD's pipeline resizes it.
 CLIP_INPUT_SIZE = (224, 224)
@@ -192,14 +193,28 @@ class PuppetMasterPipeline(DiffusionPipeline):
         encoder_dtype = next(self.image_encoder.parameters()).dtype
         clip = self.image_encoder(pixel_values.to(device, encoder_dtype)).image_embeds[:, None]  # [1, 1, D]
 
-        # VAE: the latent mean of the image in [-1, 1]; no scaling factor, no noise augmentation
-        vae_input = (image * 2 - 1).to(device, self.vae.dtype)
-        latents = self.vae.encode(vae_input).latent_dist.mode()
+        # VAE: the latent mean of the image in [-1, 1]; no scaling factor, no noise augmentation. As diffusers'
+        # SVD pipeline, an fp16 VAE whose config asks for it (force_upcast) encodes in fp32: the encoder
+        # overflows in fp16. The temporal decoder runs in the VAE's own dtype.
+        with self._vae_upcast_for_encoding():
+            vae_input = (image * 2 - 1).to(device, self.vae.dtype)
+            latents = self.vae.encode(vae_input).latent_dist.mode()
 
         self._image_cache[key] = (clip, latents)
         if len(self._image_cache) > IMAGE_CACHE_SIZE:
             self._image_cache.popitem(last=False)
         return clip, latents
+
+    @contextmanager
+    def _vae_upcast_for_encoding(self) -> Iterator[None]:
+        upcast = self.vae.dtype == torch.float16 and self.vae.config.get("force_upcast", False)
+        if upcast:
+            self.vae.to(dtype=torch.float32)
+        try:
+            yield
+        finally:
+            if upcast:
+                self.vae.to(dtype=torch.float16)
 
     def prepare_latents(
         self,

@@ -70,10 +70,11 @@ def encode_clip(pipe: PuppetMasterPipeline, frames: torch.Tensor, generator: tor
 def load_encoders(model: str | Path | None, svd: str | None, device: str, dtype: str) -> PuppetMasterPipeline:
     """A pipeline whose VAE and CLIP do the encoding: a Puppet-Master folder, or SVD's components alone."""
     from ..devices import resolve_device, resolve_dtype
+    from ..engines.config import EngineConfig
     from ..engines.diffusion import load_pipeline
 
     if model:
-        return load_pipeline(model=model, device=device, dtype=dtype)[0]
+        return load_pipeline(EngineConfig(model=str(model), device=device, dtype=dtype))[0]
     if not svd:
         raise ValueError("give --model (a Puppet-Master folder) or --svd (SVD img2vid folder or hub id)")
     torch_device = resolve_device(device)
