@@ -61,20 +61,22 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
 def _handle(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .engines.factory import create_engine
     from .service import create_app
 
     settings = settings_from_args(args)
-    settings.check_bind_is_safe()  # before the (slow) engine load
-    engine, reason = create_engine(settings.engine_config())
-    info = engine.describe()
-    where = ", ".join(f"{key} {info[key]}" for key in ("device", "dtype", "model") if info.get(key))
-    print(f"puppet-master serve: engine {engine.name} ({reason}){'; ' + where if where else ''}")
+    # The app refuses an unsafe bind address, then loads the engine on a background thread once it
+    # starts, so the port opens at once and GET /v1/health reports the loading; the engine is logged
+    # when it is ready.
+    app = create_app(settings)
     print(
         f"puppet-master serve: http://{settings.host}:{settings.port}/v1 (API docs at /docs); "
         f"results in {settings.results_dir}; token {'required' if settings.token_value else 'not required'}"
     )
-    app = create_app(settings, engine=engine, engine_reason=reason)
+    print(
+        f"puppet-master serve: loading the engine (--engine {settings.engine}) in the background; "
+        "jobs queue until it is ready, GET /v1/health shows the progress",
+        flush=True,
+    )
     uvicorn.run(
         app,
         host=settings.host,

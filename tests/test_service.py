@@ -2,6 +2,8 @@
 
 Most tests use the real preview engine; cancel, queue-full and failure tests use small fake engines
 that keep the :class:`~backend.engines.base.Engine` contract (slow ones check ``cancel`` between steps).
+The loading tests give the app an engine factory that holds until the test releases it. Every test
+starts its own servers in its own temporary folder, so any order (or one test alone) gives the same result.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -68,7 +70,7 @@ def job_body(**overrides: Any) -> dict[str, Any]:
 
 
 def wait_for(url: str, predicate: Callable[[dict], bool], timeout: float = 20.0, headers: dict | None = None) -> dict:
-    """Poll a job until ``predicate(job)``; the job's JSON."""
+    """Poll a job (or any JSON resource, e.g. health) until ``predicate(job)``; its JSON."""
     deadline = time.monotonic() + timeout
     while True:
         job = requests.get(url, headers=headers, timeout=10).json()
@@ -134,6 +136,33 @@ def serve(tmp_path: Path, engine: Any, **settings_overrides: Any) -> BackgroundS
     settings_overrides.setdefault("results_dir", tmp_path / "results")
     app = create_app(ServiceSettings(**settings_overrides), engine=engine, engine_reason="test")
     return BackgroundServer(app)
+
+
+class HeldFactory:
+    """An engine factory that loads "slowly": it reports a stage, then holds until the test sets ``release``,
+    reports another and returns ``engine`` (or raises ``error``). The test sees the service while it loads.
+    """
+
+    first_stage = "reading the model from /models/slow"
+
+    def __init__(self, engine: Any = None, error: BaseException | None = None) -> None:
+        self.engine, self.error = engine, error
+        self.release = threading.Event()
+
+    def __call__(self, report: Callable[[str], None]) -> tuple[Any, str]:
+        report(self.first_stage)
+        if not self.release.wait(60):
+            raise TimeoutError("the test never released the engine")
+        report("moving the model to cpu")
+        if self.error is not None:
+            raise self.error
+        return self.engine, "loaded slowly for the test"
+
+
+def serve_loading(tmp_path: Path, factory: Callable[..., tuple[Any, str]], **overrides: Any) -> BackgroundServer:
+    """A server whose engine comes from ``factory``, on a background thread, as ``puppet-master serve`` loads it."""
+    overrides.setdefault("results_dir", tmp_path / "results")
+    return BackgroundServer(create_app(ServiceSettings(**overrides), engine_factory=factory))
 
 
 @pytest.fixture
@@ -320,6 +349,81 @@ def test_old_results_are_pruned_at_start_up(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# the engine loads in the background: the port opens at once, jobs queue meanwhile
+# ------------------------------------------------------------------------------------------------
+
+
+def test_port_opens_at_once_and_health_reports_loading_until_the_engine_is_ready(tmp_path: Path) -> None:
+    factory = HeldFactory(engine=PreviewEngine(reason="requested by the test"))
+    server = serve_loading(tmp_path, factory)
+    started = time.monotonic()
+    with server:
+        first = requests.get(f"{server.url}/v1/health", timeout=10).json()
+        assert time.monotonic() - started < 1.0, "the port did not answer within a second while the engine loads"
+        assert first["status"] == "loading", first
+        assert first["engine"] is None and first["reason"] is None and first["error"] is None
+        loading = wait_for(f"{server.url}/v1/health", lambda health: health["stage"] == HeldFactory.first_stage)
+        assert loading["status"] == "loading" and loading["load_s"] >= first["load_s"]
+        time.sleep(0.3)
+        later = requests.get(f"{server.url}/v1/health", timeout=10).json()
+        assert later["status"] == "loading" and later["load_s"] >= loading["load_s"] + 0.3  # the clock runs
+
+        # a job sent while the engine loads is accepted and waits at the head of the queue
+        response = requests.post(f"{server.url}/v1/jobs", json=job_body(), timeout=10)
+        assert response.status_code == 202, response.text
+        accepted = response.json()
+        assert accepted["status"] == "queued" and accepted["queue_position"] == 1
+        time.sleep(0.3)  # the worker must not take it before the engine is there
+        job = requests.get(server.url + accepted["url"], timeout=10).json()
+        assert job["status"] == "queued" and job["queue_position"] == 1
+        assert requests.get(f"{server.url}/v1/health", timeout=10).json()["queue_length"] == 1
+
+        factory.release.set()
+        job = wait_for(server.url + accepted["url"], finished)
+        assert job["status"] == "succeeded", job
+        assert job["result"]["engine"] == "preview" and job["result"]["num_frames"] == 6
+        health = requests.get(f"{server.url}/v1/health", timeout=10).json()
+        assert health["status"] == "ok" and health["engine"] == "preview" and health["device"] == "cpu"
+        assert health["reason"] == "requested by the test"
+        assert health["stage"] is None and health["error"] is None and health["load_s"] >= later["load_s"]
+        assert health["queue_length"] == 0
+
+
+def test_a_failed_load_fails_the_queued_jobs_and_refuses_new_ones_with_its_message(tmp_path: Path) -> None:
+    cause = "model folder /models/slow does not exist; run `puppet-master fetch-weights` or pass --model DIR"
+    factory = HeldFactory(error=FileNotFoundError(cause))
+    with serve_loading(tmp_path, factory, engine="puppet-master") as server:
+        queued = requests.post(f"{server.url}/v1/jobs", json=job_body(), timeout=10)
+        assert queued.status_code == 202, queued.text
+        factory.release.set()
+
+        job = wait_for(server.url + queued.json()["url"], finished)
+        assert job["status"] == "failed" and job["result"] is None
+        assert job["error"].startswith(f"the engine failed to load: {cause}; fix that and restart")
+        health = wait_for(f"{server.url}/v1/health", lambda health: health["status"] != "loading")
+        assert health["status"] == "error" and health["error"] == cause
+        assert health["engine"] is None and health["stage"] is None
+
+        refused = requests.post(f"{server.url}/v1/jobs", json=job_body(), timeout=10)
+        assert refused.status_code == 503
+        assert refused.json()["detail"][0]["message"] == job["error"]
+
+
+def test_engine_puppet_master_without_weights_serves_the_error(tmp_path: Path, monkeypatch) -> None:
+    """The real engine factory, as ``serve --engine puppet-master`` runs it where nothing was fetched."""
+    monkeypatch.setenv("PUPPET_MASTER_HOME", str(tmp_path / "home"))  # no fetched weights there
+    app = create_app(ServiceSettings(engine="puppet-master", results_dir=tmp_path / "results"))
+    with BackgroundServer(app) as server:
+        health = wait_for(f"{server.url}/v1/health", lambda health: health["status"] != "loading")
+        assert health["status"] == "error", health
+        assert health["error"].startswith("--engine puppet-master needs model weights")
+        assert "puppet-master fetch-weights" in health["error"]
+        refused = requests.post(f"{server.url}/v1/jobs", json=job_body(), timeout=10)
+        assert refused.status_code == 503
+        assert health["error"] in refused.json()["detail"][0]["message"]
+
+
+# ------------------------------------------------------------------------------------------------
 # security
 # ------------------------------------------------------------------------------------------------
 
@@ -359,39 +463,48 @@ def test_serve_command_starts_and_says_which_engine_runs(tmp_path: Path) -> None
     command = [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--engine", "preview"]
     command += ["--results-dir", str(tmp_path / "results")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/v1/health"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                health = requests.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).json()
+                health = requests.get(url, timeout=1).json()
                 break
             except requests.ConnectionError:
                 assert process.poll() is None and time.monotonic() < deadline, "the server did not come up"
                 time.sleep(0.1)
-        assert health["engine"] == "preview" and health["reason"] == "requested with --engine preview"
+        health = wait_for(url, lambda health: health["status"] != "loading")
+        assert health["status"] == "ok" and health["engine"] == "preview"
+        assert health["reason"] == "requested with --engine preview"
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
-    assert "puppet-master serve: engine preview (requested with --engine preview)" in output
+    assert "puppet-master serve: loading the engine (--engine preview) in the background" in output
+    assert "engine preview (requested with --engine preview); device cpu" in output  # logged once ready
     assert "Traceback" not in output
 
 
 def test_engine_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from backend.engines import factory
 
+    monkeypatch.setenv("PUPPET_MASTER_HOME", str(tmp_path / "home"))  # not the weights this machine fetched
+
     def choose(engine: str, **options: Any) -> tuple[Any, str]:
-        return factory.create_engine(ServiceSettings(engine=engine, results_dir=tmp_path, **options))
+        settings = ServiceSettings(engine=engine, results_dir=tmp_path, **options)
+        return factory.create_engine(settings.engine_config())
 
     engine, reason = choose("preview")
     assert engine.name == "preview" and reason == "requested with --engine preview"
     monkeypatch.setattr(factory, "gpu_unavailable_reason", lambda: "no GPU: CUDA and MPS are unavailable")
     engine, reason = choose("auto", model=tmp_path)
-    assert engine.name == "preview" and reason == "no GPU: CUDA and MPS are unavailable"
+    assert engine.name == "preview" and reason.startswith("no GPU: CUDA and MPS are unavailable (the model needs")
     assert engine.describe()["reason"] == reason
+    engine, reason = choose("auto")
+    assert reason == f"no GPU: CUDA and MPS are unavailable; no model weights ({factory.FETCH_HINT})"
 
     monkeypatch.setattr(factory, "gpu_unavailable_reason", lambda: None)  # as if there were a GPU
     engine, reason = choose("auto")
-    assert engine.name == "preview" and reason == "no model weights configured (--model)"
+    assert engine.name == "preview" and reason == f"no model weights ({factory.FETCH_HINT})"
     engine, reason = choose("auto", model=tmp_path / "missing", device="cpu")
     assert engine.name == "preview" and reason.startswith("the Puppet-Master model failed to load: model folder")
     with pytest.raises(ValueError, match="needs model weights"):
@@ -536,40 +649,29 @@ def fuzzed_json(body: Any, tweak: tuple[int, str] | None) -> str:
     return raw
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, StepEngine]]:
+def test_fuzzed_job_bodies_never_cause_a_server_error_and_accepted_ones_succeed(tmp_path: Path) -> None:
+    """Whatever passes validation, the engine accepts too. One server for all examples, owned by this test."""
     engine = StepEngine()
-    app = create_app(
-        ServiceSettings(results_dir=tmp_path_factory.mktemp("fuzz"), max_queue=1000, keep_gb=0.5),
-        engine=engine,
-    )
-    with BackgroundServer(app) as server:
-        yield server, engine
+    accepted: list[str] = []
+    with serve(tmp_path, engine, max_queue=1000, keep_gb=0.5) as server:
 
+        @settings(max_examples=150, deadline=None)
+        @given(body=_bodies, tweak=_raw_tweaks, content_type=st.sampled_from(["application/json", "text/plain", None]))
+        def post(body: Any, tweak: tuple[int, str] | None, content_type: str | None) -> None:
+            raw = fuzzed_json(body, tweak)
+            headers = {"Content-Type": content_type} if content_type else {}
+            response = requests.post(
+                f"{server.url}/v1/jobs", data=raw.encode("utf-8", "surrogatepass"), headers=headers, timeout=10
+            )
+            assert response.status_code < 500, response.text
+            assert response.status_code in (202, 413, 422, 429), response.text
+            if response.status_code == 202:
+                accepted.append(response.json()["id"])
+            else:
+                assert response.json()["detail"][0]["message"]
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_bodies, tweak=_raw_tweaks, content_type=st.sampled_from(["application/json", "text/plain", None]))
-def test_fuzzed_job_bodies_never_cause_a_server_error(
-    fuzz_server: tuple[BackgroundServer, StepEngine], body: Any, tweak: tuple[int, str] | None, content_type: str | None
-) -> None:
-    server, _ = fuzz_server
-    raw = fuzzed_json(body, tweak)
-    headers = {"Content-Type": content_type} if content_type else {}
-    response = requests.post(f"{server.url}/v1/jobs", data=raw.encode("utf-8", "surrogatepass"), headers=headers)
-    assert response.status_code < 500, response.text
-    assert response.status_code in (202, 413, 422, 429), response.text
-    if response.status_code != 202:
-        assert response.json()["detail"][0]["message"]
-
-
-def test_fuzzed_jobs_that_were_accepted_all_succeeded(fuzz_server: tuple[BackgroundServer, StepEngine]) -> None:
-    """Runs after the fuzz test: whatever passed validation, the engine accepted too."""
-    server, engine = fuzz_server
-    deadline = time.monotonic() + 30
-    while requests.get(f"{server.url}/v1/health", timeout=10).json()["queue_length"] or any(
-        not finished(job) for job in requests.get(f"{server.url}/v1/jobs?limit=200", timeout=10).json()["jobs"]
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    jobs = requests.get(f"{server.url}/v1/jobs?limit=200", timeout=10).json()["jobs"]
+        post()
+        assert accepted, "no fuzzed body was valid: the fuzzing does not reach the engine"
+        jobs = [wait_for(f"{server.url}/v1/jobs/{job_id}", finished, timeout=30) for job_id in accepted]
     assert [job["error"] for job in jobs if job["status"] != "succeeded"] == []
+    assert engine.calls == len(accepted)

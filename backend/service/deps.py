@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..engines import Engine
 from .errors import ApiError
+from .loading import EngineLoader
 from .registry import JOB_ID_PATTERN, Job, JobRegistry
 from .settings import ServiceSettings
 from .storage import ResultStore
@@ -32,15 +32,15 @@ def get_store(request: Request) -> ResultStore:
     return request.app.state.store
 
 
-def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+def get_loader(request: Request) -> EngineLoader:
+    return request.app.state.loader
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 WorkerDep = Annotated[Worker, Depends(get_worker)]
 RegistryDep = Annotated[JobRegistry, Depends(get_registry)]
 StoreDep = Annotated[ResultStore, Depends(get_store)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
+LoaderDep = Annotated[EngineLoader, Depends(get_loader)]
 
 _bearer = HTTPBearer(auto_error=False, description="The token given to `puppet-master serve --token`.")
 

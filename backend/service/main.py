@@ -1,4 +1,4 @@
-"""Builds the FastAPI app; the lifespan creates the engine once and runs the worker thread."""
+"""Builds the FastAPI app; the lifespan starts loading the engine (in the background) and runs the worker thread."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..engines import Engine
-from ..engines.factory import create_engine
+from ..engines.factory import LoadReport, create_engine
 from .deps import require_token
 from .errors import install_error_handlers
+from .loading import EngineFactory, EngineLoader
 from .middleware import BodySizeLimitMiddleware
 from .registry import Job, JobRegistry
 from .routers import health, job_files, jobs
@@ -34,25 +35,39 @@ server-sent events at `/v1/jobs/{id}/events`, then fetch its frames. Every error
 
 
 def create_app(
-    settings: ServiceSettings | None = None, engine: Engine | None = None, engine_reason: str | None = None
+    settings: ServiceSettings | None = None,
+    engine: Engine | None = None,
+    engine_reason: str | None = None,
+    engine_factory: EngineFactory | None = None,
 ) -> FastAPI:
-    """The service for ``settings``; ``engine`` (e.g. a test engine) replaces the one the settings choose."""
+    """The service for ``settings``.
+
+    The engine the settings choose is built on a background thread once the app starts, so the port
+    opens at once and ``/v1/health`` reports the loading. ``engine`` (ready at once) or ``engine_factory``
+    (loaded like the real one: tests, embedding) replaces it.
+    """
     settings = settings or ServiceSettings()
     settings.check_bind_is_safe()
+    if engine is not None and engine_factory is not None:
+        raise ValueError("create_app takes an engine or an engine_factory, not both")
+
+    def make_loader() -> EngineLoader:
+        if engine is not None:
+            return EngineLoader.loaded(engine, engine_reason or "given to create_app")
+        factory = engine_factory or _configured_engine_factory(settings)
+        loader = EngineLoader(factory, first_stage=f"choosing the engine (--engine {settings.engine})")
+        loader.start()
+        return loader
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if engine is None:
-            config = settings.engine_config()
-            app.state.engine, app.state.engine_reason = await run_in_threadpool(create_engine, config)
-        else:
-            app.state.engine, app.state.engine_reason = engine, engine_reason or "given to create_app"
+        app.state.loader = loader = make_loader()
         store = ResultStore(settings.results_dir)
         registry = JobRegistry()
         registry.feed.bind(asyncio.get_running_loop())
         _reload_finished_jobs(store, registry)
         worker = Worker(
-            app.state.engine,
+            loader,
             store,
             registry,
             max_queue=settings.max_queue,
@@ -60,7 +75,6 @@ def create_app(
         )
         app.state.store, app.state.registry, app.state.worker = store, registry, worker
         worker.start()
-        logger.info("serving with the %s engine (%s)", app.state.engine.name, app.state.engine_reason)
         try:
             yield
         finally:
@@ -74,6 +88,15 @@ def create_app(
     app.include_router(jobs.router, prefix="/v1", dependencies=[Depends(require_token)])
     app.include_router(job_files.router, prefix="/v1", dependencies=[Depends(require_token)])
     return app
+
+
+def _configured_engine_factory(settings: ServiceSettings) -> EngineFactory:
+    """The engine ``settings`` describe, built by the one engine factory."""
+
+    def build(report: LoadReport) -> tuple[Engine, str]:
+        return create_engine(settings.engine_config(), report=report)
+
+    return build
 
 
 def _reload_finished_jobs(store: ResultStore, registry: JobRegistry) -> None:

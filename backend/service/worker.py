@@ -1,8 +1,9 @@
 """The one worker thread that owns the engine, and the bounded queue it drains.
 
 Request handlers only enqueue jobs and read them; the engine (and the GPU behind it) is touched by
-this thread alone, one job at a time. A job that fails, for whatever reason, is marked failed with
-a readable message and the thread goes on with the next one.
+this thread alone, one job at a time. Jobs queue while the engine loads; the thread starts on them
+once it is ready (or fails each with the load error). A job that fails, for whatever reason, is
+marked failed with a readable message and the thread goes on with the next one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 
 from ..engines import Cancelled, Engine, GenerationResult
+from .loading import EngineLoader, LoadState
 from .registry import Job, JobRegistry
 from .schemas import JobStatus
 from .storage import PruneLimits, ResultStore
@@ -105,17 +107,20 @@ def describe_failure(error: BaseException) -> str:
 
 
 class Worker:
-    """Owns the engine; runs queued jobs one at a time on its own thread, writes results, prunes old ones."""
+    """Owns the engine; runs queued jobs one at a time on its own thread, writes results, prunes old ones.
+
+    ``loader`` provides the engine; the thread waits for it to finish loading before it takes a job.
+    """
 
     def __init__(
         self,
-        engine: Engine,
+        loader: EngineLoader,
         store: ResultStore,
         registry: JobRegistry,
         max_queue: int,
         limits: PruneLimits,
     ) -> None:
-        self.engine = engine
+        self.loader = loader
         self.store = store
         self.registry = registry
         self.limits = limits
@@ -130,6 +135,11 @@ class Worker:
     def start(self) -> None:
         self.prune()
         self._thread.start()
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine, or None while it loads or after it failed to load."""
+        return self.loader.engine
 
     @property
     def alive(self) -> bool:
@@ -189,6 +199,8 @@ class Worker:
     # -- the worker thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
+        while not self._stop.is_set() and not self.loader.wait(timeout=0.25):
+            pass  # jobs queue up meanwhile
         while not self._stop.is_set():
             job = self.queue.get(timeout=0.25)
             if job is None:
@@ -208,6 +220,10 @@ class Worker:
         if job.cancel.is_set() or request is None:
             self._finish(job, JobStatus.cancelled, "cancelled before it started")
             return
+        engine = self.engine
+        if engine is None or self.loader.state is not LoadState.ready:
+            self._finish(job, JobStatus.failed, self.loader.failure_message())
+            return
         self.running = job
         started = time.time()
         timings = job.timings.model_copy(update={"queued": started - job.created_at})
@@ -221,11 +237,11 @@ class Worker:
         clock = time.perf_counter()
         failed = False
         try:
-            result = self.engine.generate(request, progress=progress, cancel=job.cancel)
+            result = engine.generate(request, progress=progress, cancel=job.cancel)
             engine_s = time.perf_counter() - clock
             clock = time.perf_counter()
             written = self.store.save_outputs(job.id, result, job.settings.output)
-            summary = self._summary(result, written)
+            summary = self._summary(engine, result, written)
             timings = job.timings.model_copy(
                 update={"engine": engine_s, "write": time.perf_counter() - clock, "stages": dict(result.timings)}
             )
@@ -246,11 +262,11 @@ class Worker:
             # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
             release_memory()
 
-    def _summary(self, result: GenerationResult, written: dict) -> dict:
+    def _summary(self, engine: Engine, result: GenerationResult, written: dict) -> dict:
         first = result.videos[0]
         return {
             "engine": result.engine,
-            "engine_info": self.engine.describe(),
+            "engine_info": engine.describe(),
             "seed": int(result.seed),
             "crop_box": result.crop_box.to_dict(),
             "width": int(first.shape[2]),

@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ...engines import GenerationRequest
-from ..deps import JobDep, RegistryDep, SettingsDep, StoreDep, WorkerDep
+from ..deps import JobDep, LoaderDep, RegistryDep, SettingsDep, StoreDep, WorkerDep
 from ..errors import ApiError
 from ..images import decode_image
+from ..loading import LoadState
 from ..registry import Job, new_job_id
 from ..schemas import ErrorResponse, JobAccepted, JobCreate, JobList, JobPublic, JobSettings
 from ..worker import QueueFull, Worker
@@ -43,10 +44,21 @@ _ERRORS = {
         **_ERRORS,
         413: {"model": ErrorResponse, "description": "Body or image too large."},
         429: {"model": ErrorResponse, "description": "Queue full; retry after the Retry-After header's seconds."},
+        503: {
+            "model": ErrorResponse,
+            "description": "The engine failed to load; the message says why. Jobs are refused until a restart.",
+        },
     },
 )
-def create_job(body: JobCreate, worker: WorkerDep, settings: SettingsDep, response: Response) -> JobAccepted:
-    """Check the image and settings, queue the job and return its id at once (the work happens later)."""
+def create_job(
+    body: JobCreate, worker: WorkerDep, loader: LoaderDep, settings: SettingsDep, response: Response
+) -> JobAccepted:
+    """Check the image and settings, queue the job and return its id at once (the work happens later).
+
+    While the engine is still loading the job is accepted and waits in the queue like any other.
+    """
+    if loader.state is LoadState.failed:  # no engine will ever run it: say why now, not after a wait
+        raise ApiError(503, loader.failure_message())
     if len(worker.queue) >= worker.queue.max_size:  # answer before decoding an image that cannot be queued
         raise _queue_full(worker, f"{worker.queue.max_size} jobs are waiting already")
     image = decode_image(body.image, settings.max_image_side, needs_object=body.crop_scale is not None)
