@@ -9,7 +9,13 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 from safetensors.torch import save_file
 
-from backend.models import CheckpointMismatchError, UNetDragSpatioTemporalModel
+from backend.models import (
+    PUBLISHED_UNET_FILENAME,
+    PUBLISHED_UNET_REPO,
+    CheckpointMismatchError,
+    UNetDragSpatioTemporalModel,
+    resolve_weights_file,
+)
 from backend.models.configs import TINY_UNET_CONFIG
 from tests.conftest import make_inputs
 
@@ -74,14 +80,21 @@ def test_from_puppet_master_checkpoint_local(tiny_unet, inputs, tmp_path, where)
     assert torch.equal(run(loaded, inputs), run(tiny_unet, inputs))
 
 
+def write_hub_file(cache: Path, repo_folder: str, filename: str, state: dict[str, torch.Tensor]) -> Path:
+    """Lay out one file of a hub repo in a huggingface_hub cache (``models--owner--name``, ``spaces--…``)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / repo_folder
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    path = repo / "snapshots" / commit / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, path)
+    return path
+
+
 def test_from_puppet_master_checkpoint_hub_cache(tiny_unet, inputs, tmp_path) -> None:
     """The hub path runs huggingface_hub's real resolution against a local cache (no network)."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--example--puppet-master"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "snapshots" / commit).mkdir(parents=True)
-    save_file(tiny_unet.state_dict(), repo / "snapshots" / commit / "weights.safetensors")
+    write_hub_file(tmp_path / "hub", "models--example--puppet-master", "weights.safetensors", tiny_unet.state_dict())
     loaded = UNetDragSpatioTemporalModel.from_puppet_master_checkpoint(
         "example/puppet-master",
         filename="weights.safetensors",
@@ -91,6 +104,43 @@ def test_from_puppet_master_checkpoint_hub_cache(tiny_unet, inputs, tmp_path) ->
         **TINY_UNET_CONFIG,
     )
     assert torch.equal(run(loaded, inputs), run(tiny_unet, inputs))
+
+
+def test_published_repo_id_loads_from_the_space(tiny_unet, inputs, tmp_path) -> None:
+    """``rayli/Puppet-Master`` alone means the Space's ``ckpts/model.safetensors``: there is no model repo."""
+    cache = tmp_path / "hub"
+    write_hub_file(cache, "spaces--rayli--Puppet-Master", PUBLISHED_UNET_FILENAME, tiny_unet.state_dict())
+    # a model repo of the same name holding other weights must not be what is read
+    torch.manual_seed(1)
+    decoy = UNetDragSpatioTemporalModel(**TINY_UNET_CONFIG).state_dict()
+    for name in ("model.safetensors", PUBLISHED_UNET_FILENAME):
+        write_hub_file(cache, "models--rayli--Puppet-Master", name, decoy)
+    loaded = UNetDragSpatioTemporalModel.from_puppet_master_checkpoint(
+        PUBLISHED_UNET_REPO, cache_dir=cache, local_files_only=True, **TINY_UNET_CONFIG
+    )
+    assert torch.equal(run(loaded, inputs), run(tiny_unet, inputs))
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "repo_type", "expected"),
+    [
+        (PUBLISHED_UNET_REPO, None, "spaces--rayli--Puppet-Master/ckpts/model.safetensors"),
+        (PUBLISHED_UNET_REPO, "model", "models--rayli--Puppet-Master/model.safetensors"),
+        ("example/puppet-master", None, "models--example--puppet-master/model.safetensors"),
+        ("example/puppet-master", "space", "spaces--example--puppet-master/model.safetensors"),
+    ],
+)
+def test_default_filename_and_repo_type_depend_on_the_source(tmp_path, repo_id, repo_type, expected) -> None:
+    cache = tmp_path / "hub"
+    for folder in ("spaces--rayli--Puppet-Master", "models--rayli--Puppet-Master"):
+        for name in ("model.safetensors", PUBLISHED_UNET_FILENAME):
+            write_hub_file(cache, folder, name, {})
+    for folder in ("models--example--puppet-master", "spaces--example--puppet-master"):
+        write_hub_file(cache, folder, "model.safetensors", {})
+    path = Path(resolve_weights_file(repo_id, repo_type=repo_type, cache_dir=cache, local_files_only=True))
+    folder, file = expected.split("/", 1)
+    assert path.relative_to(cache).parts[0] == folder
+    assert path.relative_to(cache / folder / "snapshots").as_posix().split("/", 1)[1] == file
 
 
 def test_mismatched_checkpoint_lists_missing_unexpected_and_shapes(tiny_unet, tmp_path) -> None:

@@ -8,6 +8,8 @@ Stable Video Diffusion's UNet (diffusers' ``UNetSpatioTemporalConditionModel``) 
 * all-to-first spatial self-attention everywhere (``AllToFirstAttnProcessor``).
 
 The layout matches the published checkpoint (``shared/spec/checkpoint-keys.tsv``) key for key.
+The drag-conditioned blocks live in :mod:`backend.models.drag_blocks`; finding, reading and checking
+weight files (local, hub, the published Space) in :mod:`backend.models.checkpoint`.
 """
 
 from __future__ import annotations
@@ -18,27 +20,31 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
-from diffusers.models.unets.unet_3d_blocks import (
-    CrossAttnDownBlockSpatioTemporal,
-    CrossAttnUpBlockSpatioTemporal,
-    UNetMidBlockSpatioTemporal,
-    get_down_block,
-    get_up_block,
-)
+from diffusers.models.unets.unet_3d_blocks import UNetMidBlockSpatioTemporal, get_down_block, get_up_block
 from diffusers.utils import BaseOutput
 
 from .attention_processors import AllToFirstAttnProcessor, VideoContextAttnProcessor
+from .checkpoint import (
+    check_state_dict,
+    check_svd_weights_fit,
+    load_weights_file,
+    resolve_weights_file,
+    svd_state_dict,
+)
+from .drag_blocks import (
+    CrossAttnDownBlockSpatioTemporalWithDrag,
+    CrossAttnUpBlockSpatioTemporalWithDrag,
+    DragBranchMixin,
+    DragEmbedder,
+)
 from .drag_conditioning import (
-    CHANNELS_PER_DRAG,
     DragConditioning,
-    LayerDragConditioning,
     absent_drags,
     drag_sample_grid,
     encode_drags,
@@ -48,9 +54,6 @@ from .drag_conditioning import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT_FILENAME = "model.safetensors"
-DRAG_BRANCH_KEYS = (".flow_convs.", ".drag_token_mlps.")
-SVD_ADDED_TIME_KEYS = ("add_time_proj.", "add_embedding.")
 # Config entries shared with diffusers' SVD UNet, copied by ``from_svd_unet``.
 SVD_CONFIG_KEYS = (
     "sample_size",
@@ -79,251 +82,6 @@ class UNetDragSpatioTemporalOutput(BaseOutput):
     """
 
     sample: torch.Tensor
-
-
-class CheckpointMismatchError(ValueError):
-    """A state dict does not fit the model: lists missing, unexpected and mis-shaped keys."""
-
-
-class DragEmbedder(nn.Module):
-    """Convolutional drag embedder (``flow_convs[j]``): drag encoding -> per-pixel modulation.
-
-    ``conv_in`` to ``channels[0]``, then for each following width a same-width conv and a widening
-    conv, then ``conv_out``; 3x3, stride 1, SiLU after every conv but the last.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, channels: tuple[int, ...] = (256, 320, 320)):
-        super().__init__()
-        self.conv_in = nn.Conv2d(in_channels, channels[0], kernel_size=3, padding=1)
-        self.blocks = nn.ModuleList()
-        for width_in, width_out in zip(channels[:-1], channels[1:], strict=True):
-            self.blocks.append(nn.Conv2d(width_in, width_in, kernel_size=3, padding=1))
-            self.blocks.append(nn.Conv2d(width_in, width_out, kernel_size=3, padding=1))
-        self.conv_out = nn.Conv2d(channels[-1], out_channels, kernel_size=3, padding=1)
-
-    def forward(self, encoding: torch.Tensor) -> torch.Tensor:
-        hidden = F.silu(self.conv_in(encoding))
-        for conv in self.blocks:
-            hidden = F.silu(conv(hidden))
-        return self.conv_out(hidden)
-
-    def zero_init_output(self) -> None:
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
-
-
-class DragBranchMixin:
-    """The drag branch shared by the down and up blocks: one drag embedder and one token MLP per layer.
-
-    Mixed into diffusers' cross-attention SVD blocks, so resnets, transformers and resamplers are
-    exactly diffusers' (SVD weights load into them unchanged).
-    """
-
-    def _init_drag_branch(
-        self,
-        out_channels: int,
-        num_layers: int,
-        num_drags: int,
-        pos_embed_dim: int,
-        cross_attention_dim: int,
-        drag_embedder_out_channels: tuple[int, ...],
-        use_modulate: bool,
-        drag_token_cross_attn: bool,
-    ) -> None:
-        self.use_modulate = use_modulate
-        self.drag_token_cross_attn = drag_token_cross_attn
-        embedding_channels = 2 * out_channels if use_modulate else out_channels
-        self.flow_convs = nn.ModuleList(
-            DragEmbedder(CHANNELS_PER_DRAG * num_drags, embedding_channels, drag_embedder_out_channels)
-            for _ in range(num_layers)
-        )
-        if drag_token_cross_attn:
-            token_in = 2 * out_channels + 2 * pos_embed_dim  # features and positions at start and current
-            self.drag_token_mlps = nn.ModuleList(
-                nn.Sequential(
-                    nn.Linear(token_in, cross_attention_dim),
-                    nn.SiLU(),
-                    nn.Linear(cross_attention_dim, cross_attention_dim),
-                )
-                for _ in range(num_layers)
-            )
-
-    def _maybe_checkpoint(self, function, *args):
-        """Run ``function(*args)``, under activation checkpointing when it is enabled and grads are on."""
-        if torch.is_grad_enabled() and self.gradient_checkpointing:
-            return self._gradient_checkpointing_func(function, *args)
-        return function(*args)
-
-    def prepare_layers(self, encoding: torch.Tensor, positions: torch.Tensor) -> list[LayerDragConditioning]:
-        """Run every layer's drag embedder once on ``encoding`` (``[B*F, 6K, H, W]``)."""
-        layers = []
-        for flow_conv in self.flow_convs:
-            embedding = self._maybe_checkpoint(flow_conv, encoding)
-            if self.use_modulate:
-                scale, shift = embedding.chunk(2, dim=1)
-                layers.append(LayerDragConditioning(1 + scale, shift, positions))
-            else:
-                layers.append(LayerDragConditioning(None, embedding, positions))
-        return layers
-
-    def _drag_tokens(
-        self, layer_index: int, hidden_states: torch.Tensor, cond: DragConditioning, layer: LayerDragConditioning
-    ) -> torch.Tensor:
-        """``[B*F, K, cross_attention_dim]`` drag tokens; zero for drag slots absent from the video."""
-        # read the modulated features without letting gradients flow through the read
-        start, current = sample_at_drags(hidden_states.detach(), cond.grid.to(hidden_states.dtype))
-        tokens_in = torch.cat([start, current, layer.positions], dim=-1)  # [B*F, K, 2C + 2P]
-        tokens = self.drag_token_mlps[layer_index](tokens_in)
-        return tokens.masked_fill(cond.absent, 0)
-
-    def _drag_layer(
-        self,
-        layer_index: int,
-        hidden_states: torch.Tensor,
-        temb: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
-        image_only_indicator: torch.Tensor,
-        cond: DragConditioning,
-        layer: LayerDragConditioning,
-    ) -> torch.Tensor:
-        # 1. resnet
-        hidden_states = self._maybe_checkpoint(self.resnets[layer_index], hidden_states, temb, image_only_indicator)
-        # 2. adaptive modulation from the (cached) drag embedding
-        if layer.scale_plus_one is not None:
-            hidden_states = hidden_states * layer.scale_plus_one + layer.shift
-        else:
-            hidden_states = hidden_states + layer.shift
-        # 3. cross-attention context: [CLIP token, drag tokens of this frame]; never accumulates
-        context = encoder_hidden_states
-        if self.drag_token_cross_attn:
-            tokens = self._drag_tokens(layer_index, hidden_states, cond, layer)
-            context = torch.cat([encoder_hidden_states, tokens.to(encoder_hidden_states.dtype)], dim=1)
-        # 4. spatio-temporal transformer (checkpoints its own blocks when enabled)
-        return self.attentions[layer_index](
-            hidden_states,
-            encoder_hidden_states=context,
-            image_only_indicator=image_only_indicator,
-            return_dict=False,
-        )[0]
-
-
-class CrossAttnDownBlockSpatioTemporalWithDrag(DragBranchMixin, CrossAttnDownBlockSpatioTemporal):
-    """diffusers' SVD cross-attention down block with Puppet-Master's drag branch in every layer."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        temb_channels: int,
-        num_layers: int,
-        transformer_layers_per_block: int | tuple[int, ...],
-        num_attention_heads: int,
-        cross_attention_dim: int,
-        add_downsample: bool,
-        num_drags: int,
-        pos_embed_dim: int,
-        drag_embedder_out_channels: tuple[int, ...],
-        use_modulate: bool,
-        drag_token_cross_attn: bool,
-    ):
-        super().__init__(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            temb_channels=temb_channels,
-            num_layers=num_layers,
-            transformer_layers_per_block=transformer_layers_per_block,
-            num_attention_heads=num_attention_heads,
-            cross_attention_dim=cross_attention_dim,
-            add_downsample=add_downsample,
-        )
-        self._init_drag_branch(
-            out_channels, num_layers, num_drags, pos_embed_dim, cross_attention_dim,
-            drag_embedder_out_channels, use_modulate, drag_token_cross_attn,
-        )  # fmt: skip
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        temb: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
-        image_only_indicator: torch.Tensor,
-        drag_conditioning: DragConditioning,
-        layers: list[LayerDragConditioning],
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        output_states = ()
-        for index, layer in enumerate(layers):
-            hidden_states = self._drag_layer(
-                index, hidden_states, temb, encoder_hidden_states, image_only_indicator, drag_conditioning, layer
-            )
-            output_states = output_states + (hidden_states,)
-        if self.downsamplers is not None:
-            for downsampler in self.downsamplers:
-                hidden_states = downsampler(hidden_states)
-            output_states = output_states + (hidden_states,)
-        return hidden_states, output_states
-
-
-class CrossAttnUpBlockSpatioTemporalWithDrag(DragBranchMixin, CrossAttnUpBlockSpatioTemporal):
-    """diffusers' SVD cross-attention up block with Puppet-Master's drag branch in every layer."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        prev_output_channel: int,
-        temb_channels: int,
-        resolution_idx: int,
-        num_layers: int,
-        transformer_layers_per_block: int | tuple[int, ...],
-        resnet_eps: float,
-        num_attention_heads: int,
-        cross_attention_dim: int,
-        add_upsample: bool,
-        num_drags: int,
-        pos_embed_dim: int,
-        drag_embedder_out_channels: tuple[int, ...],
-        use_modulate: bool,
-        drag_token_cross_attn: bool,
-    ):
-        super().__init__(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            prev_output_channel=prev_output_channel,
-            temb_channels=temb_channels,
-            resolution_idx=resolution_idx,
-            num_layers=num_layers,
-            transformer_layers_per_block=transformer_layers_per_block,
-            resnet_eps=resnet_eps,
-            num_attention_heads=num_attention_heads,
-            cross_attention_dim=cross_attention_dim,
-            add_upsample=add_upsample,
-        )
-        self._init_drag_branch(
-            out_channels, num_layers, num_drags, pos_embed_dim, cross_attention_dim,
-            drag_embedder_out_channels, use_modulate, drag_token_cross_attn,
-        )  # fmt: skip
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        res_hidden_states_tuple: tuple[torch.Tensor, ...],
-        temb: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
-        image_only_indicator: torch.Tensor,
-        drag_conditioning: DragConditioning,
-        layers: list[LayerDragConditioning],
-        upsample_size: tuple[int, int] | None = None,
-    ) -> torch.Tensor:
-        for index, layer in enumerate(layers):
-            # skip connections are consumed last-in first-out, as in SVD
-            hidden_states = torch.cat([hidden_states, res_hidden_states_tuple[-1 - index]], dim=1)
-            hidden_states = self._drag_layer(
-                index, hidden_states, temb, encoder_hidden_states, image_only_indicator, drag_conditioning, layer
-            )
-        if self.upsamplers is not None:
-            for upsampler in self.upsamplers:
-                hidden_states = upsampler(hidden_states, upsample_size)
-        return hidden_states
 
 
 def _per_block(value, num_blocks: int, name: str) -> tuple:
@@ -723,34 +481,20 @@ class UNetDragSpatioTemporalModel(ModelMixin, AttentionMixin, ConfigMixin):
 
     def check_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Raise :class:`CheckpointMismatchError` unless ``state_dict`` fits this model key for key."""
-        own = self.state_dict()
-        missing = [key for key in own if key not in state_dict]
-        unexpected = [key for key in state_dict if key not in own]
-        mismatched = [
-            f"{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(own[key].shape)}"
-            for key in own
-            if key in state_dict and tuple(state_dict[key].shape) != tuple(own[key].shape)
-        ]
-        if missing or unexpected or mismatched:
-
-            def listing(title: str, items: list[str]) -> str:
-                more = f" (+{len(items) - 10} more)" if len(items) > 10 else ""
-                return f"\n  {title} ({len(items)}){more}: " + ", ".join(items[:10]) if items else ""
-
-            raise CheckpointMismatchError(
-                "checkpoint does not match UNetDragSpatioTemporalModel("
-                f"num_drags={self.config.num_drags}, block_out_channels={tuple(self.config.block_out_channels)})"
-                + listing("missing keys", missing)
-                + listing("unexpected keys", unexpected)
-                + listing("shape mismatches", mismatched)
-            )
+        check_state_dict(
+            state_dict,
+            self.state_dict(),
+            "UNetDragSpatioTemporalModel("
+            f"num_drags={self.config.num_drags}, block_out_channels={tuple(self.config.block_out_channels)})",
+        )
 
     @classmethod
     def from_puppet_master_checkpoint(
         cls,
         path_or_repo_id: str | os.PathLike,
-        filename: str = DEFAULT_CHECKPOINT_FILENAME,
+        filename: str | None = None,
         *,
+        repo_type: str | None = None,
         revision: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         token: str | None = None,
@@ -761,24 +505,25 @@ class UNetDragSpatioTemporalModel(ModelMixin, AttentionMixin, ConfigMixin):
     ) -> UNetDragSpatioTemporalModel:
         """Load the published Puppet-Master UNet state dict (strictly).
 
+        ``from_puppet_master_checkpoint("rayli/Puppet-Master")`` reads the authors' weights from
+        their Hugging Face Space (``ckpts/model.safetensors``); see :mod:`backend.models.checkpoint`.
+
         Args:
             path_or_repo_id: a ``.safetensors`` file, a folder holding ``filename``, or a Hugging Face
                 hub ``repo_id`` whose ``filename`` is downloaded (or read from the local hub cache).
-            filename: the weights file inside the folder or repo.
+            filename: the weights file inside the folder or repo; ``None``: the source's default
+                (``ckpts/model.safetensors`` in the published Space, else ``model.safetensors``).
+            repo_type: the hub repo type; ``None``: ``"space"`` for the published repo, else a model repo.
             revision, cache_dir, token, local_files_only: passed to ``huggingface_hub.hf_hub_download``.
             torch_dtype: cast the weights to this dtype (default: as stored).
             device: where the weights are loaded.
             config: overrides of the default (published) config, e.g. ``num_drags``.
         """
-        from safetensors.torch import load_file
-
         path = resolve_weights_file(
-            path_or_repo_id, filename, revision=revision, cache_dir=cache_dir, token=token,
+            path_or_repo_id, filename, repo_type=repo_type, revision=revision, cache_dir=cache_dir, token=token,
             local_files_only=local_files_only,
         )  # fmt: skip
-        state_dict = load_file(str(path), device=str(device))
-        if torch_dtype is not None:
-            state_dict = {key: value.to(torch_dtype) for key, value in state_dict.items()}
+        state_dict = load_weights_file(path, device=device, dtype=torch_dtype)
         # build without allocating random weights, then adopt the loaded tensors
         with torch.device("meta"):
             model = cls(**config)
@@ -797,35 +542,9 @@ class UNetDragSpatioTemporalModel(ModelMixin, AttentionMixin, ConfigMixin):
         """
         config = {key: unet.config[key] for key in SVD_CONFIG_KEYS if key in unet.config}
         model = cls(**config, **drag_config)
-        svd_state = {k: v for k, v in unet.state_dict().items() if not k.startswith(SVD_ADDED_TIME_KEYS)}
-        missing, unexpected = model.load_state_dict(svd_state, strict=False)
-        # 1. every SVD weight must have found its place; only the drag branch may be new
-        not_drag = [key for key in missing if not any(part in key for part in DRAG_BRANCH_KEYS)]
-        if unexpected or not_drag:
-            raise CheckpointMismatchError(
-                f"SVD UNet does not fit: unexpected keys {unexpected[:10]}, missing non-drag keys {not_drag[:10]}"
-            )
+        # 1. copy SVD's weights; every one must find its place, only the drag branch may be new
+        missing, unexpected = model.load_state_dict(svd_state_dict(unet.state_dict()), strict=False)
+        check_svd_weights_fit(missing, unexpected)
         # 2. zero-init each drag embedder's output conv: modulation starts as the identity
         model.zero_init_drag_embedders()
         return model.to(device=unet.device, dtype=unet.dtype)
-
-
-def resolve_weights_file(
-    path_or_repo_id: str | os.PathLike,
-    filename: str = DEFAULT_CHECKPOINT_FILENAME,
-    **hub_kwargs: object,
-) -> str:
-    """A local file, ``filename`` inside a local folder, or ``filename`` of a hub repo (downloaded)."""
-    path = os.fspath(path_or_repo_id)
-    if os.path.isfile(path):
-        return path
-    if os.path.isdir(path):
-        candidate = os.path.join(path, filename)
-        if not os.path.isfile(candidate):
-            raise FileNotFoundError(f"no {filename!r} in folder {path!r}")
-        return candidate
-    if path.startswith((".", "/", "~")) or path.count("/") != 1:
-        raise FileNotFoundError(f"{path!r} is neither an existing file or folder nor a hub repo id (owner/name)")
-    from huggingface_hub import hf_hub_download
-
-    return hf_hub_download(repo_id=path, filename=filename, **hub_kwargs)
