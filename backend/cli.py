@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import __version__, generate, selfcheck, serve
+from . import __version__, fetch_weights, generate, selfcheck, serve
 from .data import curate, drags, render
 from .evaluation import evaluate
 from .training import cache, train
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     selfcheck.add_parser(subparsers)
+    fetch_weights.add_parser(subparsers)
     serve.add_parser(subparsers)
     generate.add_parsers(subparsers)
     cache.add_parser(subparsers)
