@@ -119,6 +119,13 @@ def main(args: argparse.Namespace) -> dict:
     )
     set_seed(args.seed)
     base, unet = load_base(args)
+    dataset = CachedClipDataset(args.data)
+    # the model is trained (and so samples) at the data's latent size; a UNet made from SVD would otherwise keep
+    # SVD's sample_size (96 latents = 768 px) and generate at a size it never saw in training
+    latent_side = int(dataset[0]["cond_latent"].shape[-1])
+    if unet.config.sample_size != latent_side:
+        logger.info("sample size %s -> %d latents (the training data's)", unet.config.sample_size, latent_side)
+        unet.register_to_config(sample_size=latent_side)
     for frozen in (base.vae, base.image_encoder):
         frozen.requires_grad_(False)
     if args.gradient_checkpointing:
@@ -126,13 +133,15 @@ def main(args: argparse.Namespace) -> dict:
     unet.train()
     ema = copy.deepcopy(unet).requires_grad_(False).eval()
 
-    dataset = CachedClipDataset(args.data)
     loader = DataLoader(
         dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.num_workers, drop_last=False
     )
     optimizer = torch.optim.Adam(unet.parameters(), lr=args.learning_rate)
     unet, optimizer, loader = accelerator.prepare(unet, optimizer, loader)
     ema.to(accelerator.device)
+    if args.sample_every:
+        # sample videos decode on the training device; CLIP stays put (samples use cached embeddings)
+        base.vae.to(accelerator.device)
 
     checkpoint = output / "checkpoints" / CHECKPOINT_NAME
     step = 0
