@@ -11,6 +11,16 @@ from backend.models.configs import TINY_UNET_CONFIG
 TINY_CROSS_DIM = TINY_UNET_CONFIG["cross_attention_dim"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_puppet_master_home(tmp_path_factory: pytest.TempPathFactory):
+    """Every test (and every server or CLI it starts) sees an empty data folder, never weights or results
+    this machine's user fetched: PUPPET_MASTER_HOME points at a fresh temporary folder."""
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("PUPPET_MASTER_HOME", str(tmp_path_factory.mktemp("puppet-master-home")))
+    yield
+    patcher.undo()
+
+
 @pytest.fixture
 def tiny_unet() -> UNetDragSpatioTemporalModel:
     torch.manual_seed(0)

@@ -130,10 +130,18 @@ def resolve_weights_file(
 def load_weights_file(
     path: str | os.PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None
 ) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` state dict onto ``device``, cast to ``dtype`` when given."""
-    from safetensors.torch import load_file
+    """Read a ``.safetensors`` state dict onto ``device``, cast to ``dtype`` when given.
 
-    state_dict = load_file(os.fspath(path), device=str(device))
-    if dtype is not None:
-        state_dict = {key: value.to(dtype) for key, value in state_dict.items()}
+    Tensors are read and cast one at a time on the CPU before they move, so memory holds the result plus
+    one tensor (not an fp32 copy of a 6.7 GB checkpoint beside its fp16 cast), and a GPU never sees two copies.
+    """
+    from safetensors import safe_open
+
+    state_dict: dict[str, torch.Tensor] = {}
+    with safe_open(os.fspath(path), framework="pt", device="cpu") as weights:
+        for key in weights.keys():
+            tensor = weights.get_tensor(key)
+            if dtype is not None:
+                tensor = tensor.to(dtype)
+            state_dict[key] = tensor.to(device)
     return state_dict

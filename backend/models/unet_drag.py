@@ -28,6 +28,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
 from diffusers.models.unets.unet_3d_blocks import UNetMidBlockSpatioTemporal, get_down_block, get_up_block
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 
 from .attention_processors import AllToFirstAttnProcessor, VideoContextAttnProcessor
 from .checkpoint import (
@@ -309,6 +310,7 @@ class UNetDragSpatioTemporalModel(ModelMixin, AttentionMixin, ConfigMixin):
             if isinstance(block, DragBranchMixin):
                 yield "up", i, block, num_blocks - 1 - i
 
+    @apply_forward_hook  # under CPU offload, move the UNet to the execution device first, as forward() would
     def prepare_drag_conditioning(
         self, drags: torch.Tensor, latent_size: int | tuple[int, int] | None = None
     ) -> DragConditioning:
