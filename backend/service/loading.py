@@ -108,7 +108,7 @@ class EngineLoader:
             with self._lock:
                 self.engine, self.reason = engine, reason
                 self.state, self._finished = LoadState.ready, time.monotonic()
-            logger.info("engine %s ready after %.1f s", describe_engine(engine, reason), self.seconds)
+            logger.info("engine ready after %.1f s: %s", self.seconds, describe_engine(engine, reason))
         finally:
             self._done.set()
 
