@@ -12,8 +12,11 @@ from PIL import Image
 
 from ..pipeline.preprocess import DEFAULT_CROP_SCALE, CropBox
 
-# progress(step, total_steps): called from the engine's thread after each unit of work
-ProgressCallback = Callable[[int, int], None]
+# progress(step, total_steps[, phase]): called from the engine's thread after each unit of work. ``phase``
+# names what the engine does now: "encoding", "sampling" (the default: step counts sampling steps),
+# "decoding"; the service shows it, so a slow decode is not mistaken for a hang at 100%.
+ProgressCallback = Callable[..., None]
+SAMPLING = "sampling"
 
 
 class Cancelled(Exception):

@@ -428,7 +428,10 @@ class PreviewEngine:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        """Warp the model image along the drags; ``progress(n, F)`` after each frame, Cancelled between frames."""
+        """Warp the model image along the drags; ``progress(n, F)`` after each frame, Cancelled between frames.
+
+        The un-crop onto the input frame is reported as the "decoding" phase.
+        """
         num_videos = request.num_videos
         if isinstance(num_videos, bool) or not isinstance(num_videos, int | np.integer) or num_videos < 1:
             raise ValueError(f"num_videos must be an integer of at least 1, got {num_videos!r}")
@@ -455,6 +458,8 @@ class PreviewEngine:
         timings["warp"] = time.perf_counter() - started
 
         # 3. back onto the input frame
+        if progress is not None:
+            progress(num_frames, num_frames, "decoding")
         started = time.perf_counter()
         video = frames_to_input(crop, inputs)
         timings["postprocess"] = time.perf_counter() - started

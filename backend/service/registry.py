@@ -27,6 +27,7 @@ from .schemas import (
     JobTimings,
     VideoPublic,
 )
+from .schemas.jobs import JobPhase
 
 # secrets.token_urlsafe(16): 16 random bytes -> 22 URL-safe base64 characters
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{22}$"
@@ -57,7 +58,8 @@ class Job:
         settings: the submitted settings, without the image.
         request: what the engine gets; dropped once the job has finished, to free the image.
         result: a succeeded job's metadata (engine, seed, crop box, sizes, which files exist).
-        cancel: set to ask the engine to stop between steps.
+        phase: what a running job is doing (encoding, sampling, decoding, writing); None otherwise.
+        cancel: set to ask the engine to stop between steps; honoured until the results are committed.
         version: bumped on every change; server-sent events compare it.
     """
 
@@ -68,6 +70,7 @@ class Job:
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
+    phase: JobPhase | None = None
     step: int = 0
     total_steps: int = 0
     error: str | None = None
@@ -88,6 +91,7 @@ class Job:
             status=self.status,
             cancel_requested=self.cancel.is_set() and not self.status.finished,
             progress=min(1.0, self.step / self.total_steps) if self.total_steps else 0.0,
+            phase=self.phase if self.status is JobStatus.running else None,
             step=self.step,
             total_steps=self.total_steps,
             queue_position=queue_position if self.status is JobStatus.queued else None,

@@ -18,9 +18,11 @@ import threading
 import time
 
 from ..engines import Cancelled, Engine, GenerationResult
+from ..engines.base import SAMPLING
 from .loading import EngineLoader, LoadState
 from .registry import Job, JobRegistry
 from .schemas import JobStatus
+from .schemas.jobs import JobPhase
 from .storage import PruneLimits, ResultStore
 
 logger = logging.getLogger(__name__)
@@ -155,12 +157,15 @@ class Worker:
             raise
 
     def cancel(self, job: Job) -> None:
-        """Cancel a waiting job now, or ask the running one to stop at its next step."""
+        """Cancel a waiting job now, or ask the running one to stop: it ends cancelled unless its results were
+        committed before this call (the check here and the commit share the registry lock: both sides agree)."""
         if self.queue.remove(job):
             self._finish(job, JobStatus.cancelled, "cancelled before it started")
-        elif not job.status.finished:
-            job.cancel.set()
-            self.registry.update(job)  # cancel_requested shows at once
+            return
+        with self.registry.lock:
+            if not job.status.finished:
+                job.cancel.set()
+                self.registry.update(job)  # cancel_requested shows at once
 
     def queue_position(self, job: Job) -> int | None:
         return self.queue.position(job) if job.status is JobStatus.queued else None
@@ -228,25 +233,36 @@ class Worker:
         started = time.time()
         timings = job.timings.model_copy(update={"queued": started - job.created_at})
         self.registry.update(
-            job, status=JobStatus.running, started_at=started, total_steps=request.steps, timings=timings
+            job,
+            status=JobStatus.running,
+            phase=JobPhase.encoding,
+            started_at=started,
+            total_steps=request.steps,
+            timings=timings,
         )
 
-        def progress(step: int, total: int) -> None:
-            self.registry.update(job, step=int(step), total_steps=int(total))
+        def progress(step: int, total: int, phase: str = SAMPLING) -> None:
+            self.registry.update(job, step=int(step), total_steps=int(total), phase=JobPhase(phase))
 
         clock = time.perf_counter()
         failed = False
         try:
             result = engine.generate(request, progress=progress, cancel=job.cancel)
             engine_s = time.perf_counter() - clock
+            if job.cancel.is_set():
+                raise Cancelled("cancelled after the engine finished")
+            self.registry.update(job, phase=JobPhase.writing)
             clock = time.perf_counter()
             written = self.store.save_outputs(job.id, result, job.settings.output)
             summary = self._summary(engine, result, written)
             timings = job.timings.model_copy(
                 update={"engine": engine_s, "write": time.perf_counter() - clock, "stages": dict(result.timings)}
             )
-            self.registry.update(job, timings=timings, result=summary)
-            self._finish(job, JobStatus.succeeded, None)
+            with self.registry.lock:  # the commit: a cancel that came first wins, one that comes later is refused
+                if job.cancel.is_set():
+                    raise Cancelled("cancelled while writing the files")
+                self.registry.update(job, timings=timings, result=summary)
+                self._finish(job, JobStatus.succeeded, None)
         except Cancelled:
             self._discard(job)
             self._finish(job, JobStatus.cancelled, "cancelled while running")

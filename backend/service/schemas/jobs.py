@@ -45,6 +45,15 @@ class JobStatus(StrEnum):
         return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
+class JobPhase(StrEnum):
+    """What a running job is doing: encoding the input, sampling (``step``/``total_steps``), decoding, writing files."""
+
+    encoding = "encoding"
+    sampling = "sampling"
+    decoding = "decoding"
+    writing = "writing"
+
+
 class OutputOptions(BaseModel):
     """Extra files besides the PNG frames, which are always written."""
 
@@ -163,6 +172,9 @@ class JobPublic(BaseModel):
     status: JobStatus
     cancel_requested: bool = False
     progress: float = Field(ge=0.0, le=1.0, description="Fraction of the engine's steps done.")
+    phase: JobPhase | None = Field(
+        None, description="What a running job is doing now (null unless running); step/total_steps count sampling."
+    )
     step: int
     total_steps: int
     queue_position: int | None = Field(None, description="1 = next to run; null when not queued.")
