@@ -388,6 +388,7 @@ def fetch_weights(
         "svd": svd_source.record() if svd_source.local_path else [svd_source.repo_id, svd_revision],
         "unet_config": unet_config or {},
     }
+    request = json.loads(json.dumps(request))  # as the record will read it back (tuples become lists)
     why = verify(dest, request)
     if why is None and not force:
         echo(f"Puppet-Master weights are ready in {dest} (verified; nothing to do)")
