@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.utils import logging as diffusers_logging
 from PIL import Image
+from transformers.utils import logging as transformers_logging
 
 from backend.devices import DTYPES, natively_supports_bf16, resolve_device
 from backend.engines import GenerationRequest
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    diffusers_logging.set_verbosity_error()  # casting notices for every row
+    transformers_logging.set_verbosity_error()
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     print(f"device: {name}; torch {torch.__version__}; {args.steps} steps, {args.frames} frames; size {args.size}")
