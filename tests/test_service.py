@@ -35,6 +35,7 @@ from backend.engines.preview import PreviewEngine
 from backend.pipeline.inputs import prepare_inputs
 from backend.service import ServiceSettings, create_app
 from backend.service.server import BackgroundServer
+from tests.slow_backend import FIRST_STAGE, HeldFactory
 
 WIDTH, HEIGHT = 96, 64
 DRAGS = [[[0.55, 0.5], [0.7, 0.42]], [[0.35, 0.55], [0.3, 0.6], [0.28, 0.7]]]
@@ -137,27 +138,6 @@ def serve(tmp_path: Path, engine: Any, **settings_overrides: Any) -> BackgroundS
     settings_overrides.setdefault("results_dir", tmp_path / "results")
     app = create_app(ServiceSettings(**settings_overrides), engine=engine, engine_reason="test")
     return BackgroundServer(app)
-
-
-class HeldFactory:
-    """An engine factory that loads "slowly": it reports a stage, then holds until the test sets ``release``,
-    reports another and returns ``engine`` (or raises ``error``). The test sees the service while it loads.
-    """
-
-    first_stage = "reading the model from /models/slow"
-
-    def __init__(self, engine: Any = None, error: BaseException | None = None) -> None:
-        self.engine, self.error = engine, error
-        self.release = threading.Event()
-
-    def __call__(self, report: Callable[[str], None]) -> tuple[Any, str]:
-        report(self.first_stage)
-        if not self.release.wait(60):
-            raise TimeoutError("the test never released the engine")
-        report("moving the model to cpu")
-        if self.error is not None:
-            raise self.error
-        return self.engine, "loaded slowly for the test"
 
 
 def serve_loading(tmp_path: Path, factory: Callable[..., tuple[Any, str]], **overrides: Any) -> BackgroundServer:
@@ -355,7 +335,7 @@ def test_old_results_are_pruned_at_start_up(tmp_path: Path) -> None:
 
 
 def test_port_opens_at_once_and_health_reports_loading_until_the_engine_is_ready(tmp_path: Path) -> None:
-    factory = HeldFactory(engine=PreviewEngine(reason="requested by the test"))
+    factory = HeldFactory(PreviewEngine(reason="requested by the test"))
     server = serve_loading(tmp_path, factory)
     started = time.monotonic()
     with server:
@@ -363,7 +343,7 @@ def test_port_opens_at_once_and_health_reports_loading_until_the_engine_is_ready
         assert time.monotonic() - started < 1.0, "the port did not answer within a second while the engine loads"
         assert first["status"] == "loading", first
         assert first["engine"] is None and first["reason"] is None and first["error"] is None
-        loading = wait_for(f"{server.url}/v1/health", lambda health: health["stage"] == HeldFactory.first_stage)
+        loading = wait_for(f"{server.url}/v1/health", lambda health: health["stage"] == FIRST_STAGE)
         assert loading["status"] == "loading" and loading["load_s"] >= first["load_s"]
         time.sleep(0.3)
         later = requests.get(f"{server.url}/v1/health", timeout=10).json()
