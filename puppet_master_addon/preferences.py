@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 DEFAULT_BACKEND_URL = "http://127.0.0.1:8765"
 
@@ -36,6 +36,12 @@ class PUPPET_AP_preferences(bpy.types.AddonPreferences):
         "the panel's Start Backend button runs it and keeps its log",
         default="",
     )
+    low_vram: BoolProperty(
+        name="Low VRAM (CPU offload)",
+        description="Start Backend adds --cpu-offload to the Start Command: the model waits in CPU memory and "
+        "each part moves to the GPU only while it runs. Use it when the backend runs out of GPU memory; slower",
+        default=False,
+    )
     results_folder: StringProperty(
         name="Results Folder",
         description="Where results go: empty = next to the saved .blend (//puppet_master/), "
@@ -47,7 +53,7 @@ class PUPPET_AP_preferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
-        for name in ("backend_url", "token", "timeout", "backend_command", "results_folder"):
+        for name in ("backend_url", "token", "timeout", "backend_command", "low_vram", "results_folder"):
             layout.prop(self, name)
 
 

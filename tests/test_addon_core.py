@@ -29,11 +29,12 @@ from backend.service import ServiceSettings, create_app
 from backend.service.schemas import JobCreate
 from backend.service.server import BackgroundServer
 from tests.addon_core_loader import CORE_DIR, load_addon_core
+from tests.slow_backend import FIRST_STAGE, HeldFactory
 
-client_mod, jobs_mod, paths_mod, payload_mod, placement_mod = load_addon_core(
-    "client", "jobs", "paths", "payload", "placement"
+client_mod, jobs_mod, paths_mod, payload_mod, placement_mod, start_command_mod = load_addon_core(
+    "client", "jobs", "paths", "payload", "placement", "start_command"
 )
-BackendClient, BackendError = client_mod.BackendClient, client_mod.BackendError
+BackendClient, BackendError, Health = client_mod.BackendClient, client_mod.BackendError, client_mod.Health
 JobRunner, JobState = jobs_mod.JobRunner, jobs_mod.JobState
 
 WIDTH, HEIGHT = 96, 64
@@ -215,7 +216,7 @@ def test_invalid_url() -> None:
 def test_wrong_or_missing_token_says_to_set_the_token(tmp_path: Path) -> None:
     server = serve(tmp_path, token="s3cret")
     try:
-        assert BackendClient(server.url).health()["auth"] is True  # health is open
+        assert BackendClient(server.url).health().auth is True  # health is open
         for token in ("", "wrong"):
             with pytest.raises(BackendError) as caught:
                 BackendClient(server.url, token=token).submit(payload())
@@ -249,6 +250,89 @@ def test_server_errors_and_strangers(canned_server: Callable[..., str]) -> None:
 
 def test_cancel_of_a_job_that_is_gone_is_not_an_error(preview_server: BackgroundServer) -> None:
     BackendClient(preview_server.url).cancel("A" * 22)
+
+
+# ------------------------------------------------------------------------------------------------
+# health while the backend loads its engine, and the start command
+# ------------------------------------------------------------------------------------------------
+
+
+def serve_loading(tmp_path: Path, factory: HeldFactory) -> BackgroundServer:
+    settings = ServiceSettings(engine="puppet-master", results_dir=tmp_path / "service")
+    return BackgroundServer(create_app(settings, engine_factory=factory)).start()
+
+
+def test_health_says_loading_with_the_stage_then_which_engine_runs(tmp_path: Path) -> None:
+    factory = HeldFactory(PreviewEngine("test engine"))
+    server = serve_loading(tmp_path, factory)
+    try:
+        client = BackendClient(server.url)
+        deadline = time.monotonic() + 10
+        while (health := client.health()).stage != FIRST_STAGE:
+            assert health.loading and time.monotonic() < deadline, health
+            time.sleep(0.02)
+        assert health.loading and not health.failed and health.engine == ""
+        assert health.loading_text() == f"Loading the model: {FIRST_STAGE} ({health.load_s:.0f} s)"
+        assert health.describe().startswith(f"The backend is up and loading the model: {FIRST_STAGE} (")
+        job_id = client.submit(payload(steps=1))  # accepted while it loads
+        assert client.status(job_id)["status"] == "queued"
+
+        factory.release.set()
+        while (health := client.health()).loading:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert health.status == "ok" and health.engine == "preview" and health.device == "cpu"
+        assert health.describe() == (
+            "Backend runs the PREVIEW engine (image warping, not the Puppet-Master model) on cpu (test engine)"
+        )
+    finally:
+        server.stop()
+
+
+def test_health_of_a_failed_load_says_why_and_jobs_are_refused_with_it(tmp_path: Path) -> None:
+    cause = "--engine puppet-master needs model weights: run `puppet-master fetch-weights`"
+    factory = HeldFactory(error=ValueError(cause))
+    factory.release.set()
+    server = serve_loading(tmp_path, factory)
+    try:
+        client = BackendClient(server.url)
+        deadline = time.monotonic() + 10
+        while (health := client.health()).loading:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert health.failed and health.error == cause
+        assert health.describe().startswith(f"The backend could not load the model: {cause}; fix that and start")
+        with pytest.raises(BackendError) as caught:
+            client.submit(payload())
+        assert caught.value.status == 503
+        assert f"(HTTP 503): the engine failed to load: {cause}" in str(caught.value)
+    finally:
+        server.stop()
+
+
+def test_health_of_a_backend_without_the_loading_state() -> None:
+    """A backend from before the loading state answers only when ready, without status details."""
+    health = Health.parse({"status": "ok", "engine": "puppet-master", "device": "cuda:0", "reason": "a GPU"})
+    assert not health.loading and not health.failed and health.load_s == 0.0
+    assert health.describe() == "Backend runs the puppet-master model on cuda:0 (a GPU)"
+    assert Health.parse({"engine": "preview", "load_s": "soon", "queue_length": None}).status == "ok"
+    degraded = Health.parse({"status": "degraded", "engine": "puppet-master", "device": "cpu"})
+    assert (
+        degraded.describe()
+        == "Backend runs the puppet-master model on cpu, but its status is 'degraded' (see the backend's log)"
+    )
+
+
+def test_start_command_gets_cpu_offload_when_low_vram_is_on() -> None:
+    start_argv = start_command_mod.start_argv
+    assert start_argv("puppet-master serve --port 8765") == ["puppet-master", "serve", "--port", "8765"]
+    assert start_argv("puppet-master serve", cpu_offload=True) == ["puppet-master", "serve", "--cpu-offload"]
+    assert start_argv("puppet-master serve --cpu-offload", cpu_offload=True).count("--cpu-offload") == 1
+    assert start_argv("'/opt/my env/bin/puppet-master' serve")[0] == "/opt/my env/bin/puppet-master"
+    with pytest.raises(ValueError, match="No Start Command: set one in the add-on preferences"):
+        start_argv("  ", cpu_offload=True)
+    with pytest.raises(ValueError, match="Cannot read the Start Command .*fix it in the add-on preferences"):
+        start_argv("puppet-master serve --token 'unclosed")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ so operators can pass it straight to ``self.report``. One client is used by one 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -49,6 +50,90 @@ def _server_message(response: requests.Response) -> str:
     return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class Health:
+    """The answer of ``GET /v1/health``, parsed.
+
+    ``status`` is ``loading`` while the backend loads its engine (``stage`` says what it is doing,
+    ``load_s`` for how long), ``ok`` once it is ready, ``error`` when loading failed (``error`` says
+    why) and ``degraded`` when its worker stopped. A backend from before the loading state answers
+    only when ready, without ``stage``, ``load_s`` or ``error``.
+    """
+
+    status: str
+    engine: str = ""
+    device: str = ""
+    reason: str = ""
+    stage: str = ""
+    load_s: float = 0.0
+    error: str = ""
+    queue_length: int = 0
+    auth: bool = False
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> Health:
+        """From the JSON body; missing or null fields take their defaults."""
+
+        def text(name: str) -> str:
+            value = body.get(name)
+            return "" if value is None else str(value)
+
+        try:
+            load_s = float(body.get("load_s") or 0.0)
+            queue_length = int(body.get("queue_length") or 0)
+        except (TypeError, ValueError):
+            load_s, queue_length = 0.0, 0
+        return cls(
+            status=text("status") or "ok",
+            engine=text("engine"),
+            device=text("device"),
+            reason=text("reason"),
+            stage=text("stage"),
+            load_s=load_s,
+            error=text("error"),
+            queue_length=queue_length,
+            auth=bool(body.get("auth")),
+        )
+
+    @property
+    def loading(self) -> bool:
+        return self.status == "loading"
+
+    @property
+    def failed(self) -> bool:
+        """The engine failed to load: jobs fail until the backend is restarted."""
+        return self.status == "error"
+
+    @property
+    def is_preview(self) -> bool:
+        return self.engine == "preview"
+
+    def loading_text(self) -> str:
+        """``Loading the model: reading the model from DIR (42 s)``."""
+        return f"Loading the model: {self._progress()}"
+
+    def _progress(self) -> str:
+        return f"{self.stage or 'starting'} ({self.load_s:.0f} s)"
+
+    def describe(self) -> str:
+        """One sentence for the user: loading (and how far), failed (and why), or which engine runs."""
+        if self.loading:
+            return f"The backend is up and loading the model: {self._progress()}; jobs sent now wait until it is ready"
+        if self.failed:
+            return (
+                f"The backend could not load the model: {self.error or 'no reason given'}; fix that and start "
+                "the backend again (its log has the details)"
+            )
+        device = self.device or "?"
+        if self.is_preview:
+            text = f"Backend runs the PREVIEW engine (image warping, not the Puppet-Master model) on {device}"
+        else:
+            text = f"Backend runs the {self.engine or '?'} model on {device}"
+        if self.status != "ok":
+            text += f", but its status is {self.status!r} (see the backend's log)"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
 class BackendClient:
     """The backend's ``/v1`` API: health, submit, status, frames, cancel.
 
@@ -71,9 +156,9 @@ class BackendClient:
 
     # -- API -----------------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        """``GET /v1/health``: status, engine, device, reason, queue."""
-        return self._json(self._request("GET", "/v1/health"))
+    def health(self) -> Health:
+        """``GET /v1/health``: status (loading, ok, error), engine, device, reason, loading stage, queue."""
+        return Health.parse(self._json(self._request("GET", "/v1/health")))
 
     def submit(self, payload: dict[str, Any]) -> str:
         """``POST /v1/jobs``; the new job's id."""
