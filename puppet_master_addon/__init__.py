@@ -4,9 +4,9 @@ This module only registers; see ``properties.py`` (scene data), ``preferences.py
 ``operators/``. Pure logic lives in bpy-free modules under ``core/``.
 """
 
-from . import operators, preferences, properties, ui
+from . import operators, preferences, properties, runtime, ui
 
-_modules = (preferences, properties, operators, ui)
+_modules = (preferences, properties, runtime, operators, ui)
 
 
 def register() -> None:

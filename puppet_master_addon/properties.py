@@ -24,7 +24,8 @@ MAX_DRAGS = 5
 _SUPPORTS_RELATIVE = "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
 _BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"} if _SUPPORTS_RELATIVE else set()
 # One colour per drag slot; the backend's overlay palette (backend/pipeline/export.py DRAG_COLORS,
-# Okabe-Ito) in linear-ish 0..1 RGB.
+# Okabe-Ito) as display (sRGB) values 0..1: the overlay draws them as they are, and the drag list's
+# swatches (subtype COLOR_GAMMA) show the same values, not a linear colour converted for display.
 DRAG_COLORS = (
     (0.835, 0.369, 0.0),
     (0.0, 0.447, 0.698),
@@ -48,7 +49,12 @@ class PUPPET_PG_drag_point(bpy.types.PropertyGroup):
 class PUPPET_PG_drag(bpy.types.PropertyGroup):
     enabled: BoolProperty(name="Enabled", description="Send this drag to the backend", default=True)
     color: FloatVectorProperty(
-        name="Color", description="Colour of the drag in the viewport", subtype="COLOR", size=3, min=0.0, max=1.0
+        name="Color",
+        description="Colour of the drag in the viewport",
+        subtype="COLOR_GAMMA",
+        size=3,
+        min=0.0,
+        max=1.0,
     )
     points: CollectionProperty(type=PUPPET_PG_drag_point, name="Points")
     anchor_object: PointerProperty(
@@ -75,6 +81,9 @@ class PUPPET_PG_result(bpy.types.PropertyGroup):
     engine: StringProperty(name="Engine", description="Engine that made the result (puppet-master or preview)")
     seed: IntProperty(name="Seed", description="Seed of the result", min=0)
     num_frames: IntProperty(name="Frames", description="Frames in the result", min=0)
+    variation: IntProperty(
+        name="Variation", description="Which of the job's videos this is (1 for the first)", default=1, min=1
+    )
     created: StringProperty(name="Created", description="When the result arrived")
 
 
@@ -129,13 +138,6 @@ class PUPPET_PG_settings(bpy.types.PropertyGroup):
         default="linear",
     )
 
-    # the running job (runtime state, shown in the panel)
-    job_id: StringProperty(name="Job", description="Backend job being generated", options={"SKIP_SAVE"})
-    job_status: StringProperty(name="Status", description="Status of the running job", options={"SKIP_SAVE"})
-    job_progress: FloatProperty(
-        name="Progress", description="Progress of the running job", min=0.0, max=1.0, subtype="FACTOR"
-    )
-
     # results and import
     results: CollectionProperty(type=PUPPET_PG_result, name="Results")
     active_result_index: IntProperty(name="Active Result", description="Result selected in the history", min=0)
@@ -148,6 +150,11 @@ class PUPPET_PG_settings(bpy.types.PropertyGroup):
             ("SEQUENCER", "Sequencer Strip", "Image strip in the video sequencer"),
         ),
         default="CAMERA_BACKGROUND",
+    )
+    import_keep_previous: BoolProperty(
+        name="Keep Previous",
+        description="Keep earlier Puppet Master imports of the same kind; off: a new import replaces them",
+        default=False,
     )
     import_opacity: FloatProperty(
         name="Opacity", description="Opacity of the imported reference", default=0.5, min=0.0, max=1.0

@@ -6,9 +6,12 @@ import textwrap
 
 import bpy
 
+from . import runtime
 from .operators import backend as backend_ops
-from .operators import generate as generate_ops
 from .properties import MAX_DRAGS
+
+# Interface pixels per character of the default font, for wrapping labels to the Sidebar's width.
+_CHAR_PX = 7.0
 
 
 def _operator_exists(idname: str) -> bool:
@@ -21,6 +24,32 @@ def _operator(layout: bpy.types.UILayout, idname: str, **kwargs: object) -> bpy.
     if not _operator_exists(idname):
         return None
     return layout.operator(idname, **kwargs)
+
+
+def wrap_to_width(context: bpy.types.Context, text: str, max_lines: int = 6) -> list[str]:
+    """``text`` in lines that fit the region's width (labels are cut, not wrapped, by Blender)."""
+    width = context.region.width if context.region is not None else 300
+    scale = context.preferences.system.ui_scale or 1.0  # 0 in background mode
+    chars = max(16, int(width / (_CHAR_PX * scale)) - 4)
+    return textwrap.wrap(text, chars)[:max_lines]
+
+
+def _labels(layout: bpy.types.UILayout, context: bpy.types.Context, text: str, icon: str = "NONE") -> None:
+    column = layout.column(align=True)
+    for number, line in enumerate(wrap_to_width(context, text)):
+        column.label(text=line, icon=icon if number == 0 else "BLANK1" if icon != "NONE" else "NONE")
+
+
+def _check_backend_once() -> float | None:
+    """Timer: ask the backend once a window exists, so the Backend panel has an answer without a Check."""
+    if bpy.app.background or backend_ops.status.checked_at or backend_ops.status.starting:
+        return None
+    window_manager = bpy.context.window_manager
+    if window_manager is None or not window_manager.windows:
+        return 0.5  # still starting up
+    with bpy.context.temp_override(window=window_manager.windows[0]):
+        bpy.ops.puppet.check_backend()
+    return None
 
 
 class PuppetPanel:
@@ -79,24 +108,33 @@ class PUPPET_UL_results(bpy.types.UIList):
         index: int = 0,
         flt_flag: int = 0,
     ) -> None:
-        row = layout.row(align=True)
-        folder = item.directory.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-        video = f" {folder}" if folder.startswith("video_") and folder != "video_0" else ""
-        row.label(text=f"{item.job_id[:8]}{video}", icon="SEQUENCE" if item.engine != "preview" else "IMAGE_DATA")
-        row.label(text=f"{item.engine}, {item.num_frames} fr, seed {item.seed}")
-        row.label(text=item.created[5:16])
+        # Short enough for the default Sidebar width; variations of one job differ by "v2", "v3".
+        variation = f" v{item.variation}" if item.variation > 1 else ""
+        engine = "preview" if item.engine == "preview" else "model"
+        icon = "SEQUENCE" if item.engine != "preview" else "IMAGE_DATA"
+        layout.label(text=f"{item.created[11:16]} {engine}{variation}", icon=icon)
+        layout.label(text=f"seed {item.seed}")
 
 
 class VIEW3D_PT_puppet_master(PuppetPanel, bpy.types.Panel):
     bl_label = "Puppet Master"
 
     def draw(self, context: bpy.types.Context) -> None:
-        settings = context.scene.puppet_master
         layout = self.layout
+        line = runtime.job_line(context.scene)
         if context.scene.camera is None:
-            layout.label(text="Add a camera and make it the scene camera", icon="ERROR")
-        elif generate_ops.active_job() is not None:
-            layout.label(text=settings.job_status or "Generating", icon="SORTTIME")
+            _labels(layout, context, "Add a camera and make it the scene camera", icon="ERROR")
+        elif line is not None and line.running:
+            _labels(layout, context, line.text, icon="SORTTIME")
+
+
+def _backend_icon(status: backend_ops.BackendStatus) -> str:
+    health = status.health
+    if health is None:
+        return "ERROR" if status.error else "SORTTIME" if status.starting else "QUESTION"
+    if health.loading:
+        return "SORTTIME"
+    return "CHECKMARK" if health.status == "ok" and not health.is_preview else "ERROR"
 
 
 class VIEW3D_PT_puppet_master_backend(PuppetSubPanel, bpy.types.Panel):
@@ -104,33 +142,33 @@ class VIEW3D_PT_puppet_master_backend(PuppetSubPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw_header_preset(self, context: bpy.types.Context) -> None:
-        status = backend_ops.status
-        icon = (
-            "CHECKMARK"
-            if status.health and not status.is_preview
-            else "ERROR"
-            if status.health or status.error
-            else "QUESTION"
-        )
-        self.layout.label(text="", icon=icon)
+        self.layout.label(text="", icon=_backend_icon(backend_ops.status))
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         status = backend_ops.status
+        health = status.health
         column = layout.column(align=True)
-        if status.starting:
+        if health is not None and health.loading:
+            _labels(column, context, health.loading_text(), icon="SORTTIME")
+            if health.queue_length:
+                column.label(text=f"{health.queue_length} job(s) waiting for it")
+        elif health is not None and health.failed:
+            column.label(text="The model failed to load:", icon="ERROR")
+            _labels(column, context, health.error)
+        elif status.starting:
             column.label(text="Starting the backend ...", icon="SORTTIME")
-        elif status.health is not None:
-            column.label(text=f"Engine: {status.engine}", icon="CHECKMARK")
-            column.label(text=f"Device: {status.health.get('device') or '?'}")
-            if status.is_preview:
+        elif health is not None:
+            column.label(text=f"Engine: {health.engine}", icon="CHECKMARK")
+            column.label(text=f"Device: {health.device or '?'}")
+            if health.is_preview:
                 column.label(text="Preview engine: image warping,", icon="ERROR")
                 column.label(text="not the Puppet-Master model")
-            queue = status.health.get("queue_length")
-            if queue:
-                column.label(text=f"{queue} job(s) waiting")
+            if health.queue_length:
+                column.label(text=f"{health.queue_length} job(s) waiting")
         elif status.error:
-            column.label(text="Backend not reachable", icon="ERROR")
+            column.label(text="Backend not reachable:", icon="ERROR")
+            _labels(column, context, status.error)
         else:
             column.label(text="Not checked yet", icon="QUESTION")
         row = layout.row(align=True)
@@ -199,21 +237,18 @@ class VIEW3D_PT_puppet_master_generate(PuppetSubPanel, bpy.types.Panel):
         seed.active = not settings.use_random_seed
         seed.prop(settings, "seed")
 
-        job = generate_ops.active_job()
-        if job is None:
+        line = runtime.job_line(context.scene)
+        if runtime.active_job is None:
             layout.operator("puppet.generate", icon="PLAY")
-            if settings.job_status:
-                box = layout.box()
-                for line in textwrap.wrap(settings.job_status, 48)[:4]:
-                    box.label(text=line)
+            if line is not None:
+                _labels(layout.box(), context, line.text)
             return
+        lines = wrap_to_width(context, line.text if line is not None else "Generating")
         row = layout.row(align=True)
-        text = settings.job_status or "Generating"
-        if hasattr(row, "progress"):  # Blender 4.0+
-            row.progress(factor=settings.job_progress, type="BAR", text=text)
-        else:
-            row.prop(settings, "job_progress", text=text, slider=True)
+        row.progress(factor=line.progress if line is not None else 0.0, type="BAR", text=lines[0])
         row.operator("puppet.cancel", text="", icon="CANCEL")
+        for rest in lines[1:]:
+            layout.label(text=rest)
 
 
 class VIEW3D_PT_puppet_master_results(PuppetSubPanel, bpy.types.Panel):
@@ -230,6 +265,7 @@ class VIEW3D_PT_puppet_master_results(PuppetSubPanel, bpy.types.Panel):
         column.use_property_split = True
         column.use_property_decorate = False
         column.prop(settings, "import_mode")
+        column.prop(settings, "import_keep_previous")
         column.prop(settings, "import_opacity", slider=True)
         column.prop(settings, "import_start_frame")
         column.prop(settings, "import_frame_step")
@@ -248,4 +284,15 @@ classes = (
 )
 
 
-register, unregister = bpy.utils.register_classes_factory(classes)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register_classes()
+    bpy.app.timers.register(_check_backend_once, first_interval=1.0)
+
+
+def unregister() -> None:
+    if bpy.app.timers.is_registered(_check_backend_once):
+        bpy.app.timers.unregister(_check_backend_once)
+    _unregister_classes()

@@ -85,6 +85,16 @@ def call(operator: Callable[..., set[str]], **kwargs: Any) -> dict[str, Any]:
         return {"result": ["CANCELLED"], "error": str(error)}
 
 
+def runtime():
+    return sys.modules[f"{MODULE}.runtime"]
+
+
+def job_text(scene: bpy.types.Scene) -> str:
+    """The panel's line about the scene's job (runtime state, never saved in the .blend)."""
+    line = runtime().job_line(scene)
+    return line.text if line is not None else ""
+
+
 def counts() -> dict[str, int]:
     scene = bpy.context.scene
     return {
@@ -154,6 +164,7 @@ def import_all_modes(scene: bpy.types.Scene, report: dict[str, Any]) -> None:
     settings.active_result_index = 0
     settings.import_start_frame = 5
     settings.import_opacity = 0.4
+    settings.import_keep_previous = True  # stack the imports to compare them
     for mode in IMPORT_MODES:
         report[f"import_{mode}"] = call(bpy.ops.puppet.import_result, mode=mode)
     camera = scene.camera
@@ -202,6 +213,13 @@ def import_all_modes(scene: bpy.types.Scene, report: dict[str, Any]) -> None:
         "strip_first": all_strips(scene)[-1].elements[0].filename,
     }
     settings.import_frame_step = 1
+
+    # Keep Previous off: a new import replaces the earlier Puppet imports of its kind, and their images
+    settings.import_keep_previous = False
+    before_replace = counts()
+    report["import_replacing"] = call(bpy.ops.puppet.import_result, mode="CAMERA_BACKGROUND")
+    report["replace"] = {"before": before_replace, "after": counts()}
+    settings.import_keep_previous = True
 
     # undo takes an import back. Operators called from Python in background mode push no undo step,
     # so push the one Blender's UI pushes after an operator with the UNDO option, then undo it.
@@ -282,7 +300,6 @@ class CheckingLayout:
 def draw_panels(report: dict[str, Any]) -> None:
     """Draw every panel and list of the tab with a checking layout: idle, with a result, and while a job runs."""
     ui = sys.modules[f"{MODULE}.ui"]
-    generate = sys.modules[f"{MODULE}.operators.generate"]
     backend = sys.modules[f"{MODULE}.operators.backend"]
     scene = bpy.context.scene
     settings = scene.puppet_master
@@ -290,11 +307,17 @@ def draw_panels(report: dict[str, Any]) -> None:
     result.job_id, result.directory, result.engine, result.created = "J" * 22, "//x/video_1/", "preview", "2025-01-01"
     problems: list[str] = []
     drawn = []
-    states = (("idle", None, None), ("preview", {"engine": "preview", "device": "cpu"}, None))
-    states += (("running", {"engine": "puppet-master", "device": "cuda:0"}, argparse.Namespace()),)
-    for state, health, active in states:
-        backend.status.health = health
-        generate._active = active
+    health = sys.modules[f"{MODULE}.core.client"].Health.parse
+    states = (("idle", None, None), ("preview", health({"engine": "preview", "device": "cpu"}), None))
+    states += (("running", health({"engine": "puppet-master", "device": "cuda:0"}), argparse.Namespace()),)
+    loading = {"status": "loading", "stage": "reading the model from /a/long/path/" + "x" * 60, "load_s": 42.5}
+    states += (("loading", health({**loading, "queue_length": 2}), None),)
+    states += (("failed", health({"status": "error", "error": "--engine puppet-master needs model weights"}), None),)
+    for state, answer, active in states:
+        backend.status.health = answer
+        runtime().active_job = active
+        if active is not None:
+            runtime().set_job_line(scene, "Sampling 12/50 " + "and a long status line " * 6, 0.3, running=True)
         for cls in ui.classes:
             layout = CheckingLayout(problems)
             if issubclass(cls, bpy.types.Panel):
@@ -306,7 +329,7 @@ def draw_panels(report: dict[str, Any]) -> None:
                 collection = settings.drags if cls.__name__ == "PUPPET_UL_drags" else settings.results
                 cls.draw_item(None, bpy.context, layout, settings, collection[0], 0, settings, "", 0)
             drawn.append(f"{state}:{cls.__name__}")
-    generate._active = None
+    runtime().active_job = None
     backend.status.health = None
     settings.results.remove(len(settings.results) - 1)
     report["drawn"] = drawn
@@ -338,10 +361,10 @@ def scenario_roundtrip(args: argparse.Namespace, report: dict[str, Any]) -> None
     report["generate"] = call(bpy.ops.puppet.generate, auto_import=args.auto_import)
     report["generate_s"] = time.perf_counter() - started
     report["after"] = counts()
-    report["job_status"] = scene.puppet_master.job_status
+    report["job_status"] = job_text(scene)
     report["results"] = result_info(scene)
     capture = scene.puppet_master.capture_image
-    report["capture"] = list(capture.size) if capture else None
+    report["capture_image"] = capture.name if capture else None  # Generate sends the render's file, adds no image
     if args.auto_import:
         report["auto_imported"] = counts()
     if args.imports:
@@ -351,9 +374,27 @@ def scenario_roundtrip(args: argparse.Namespace, report: dict[str, Any]) -> None
         bpy.ops.wm.open_mainfile(filepath=args.blend)
         scene = bpy.context.scene
         report["reopened"] = {
+            "stored_job_status": scene.puppet_master.get("job_status"),
+            "job_line": job_text(scene),
             "results": result_info(scene),
             "images": [image_info(image) for image in bpy.data.images if image.source == "SEQUENCE"],
         }
+
+
+def scenario_undo(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Undo after Generate takes back the import and keeps the result in the history (issue 10, C)."""
+    set_backend(args.url)
+    build_scene()
+    bpy.ops.ed.undo_push(message="before Generate")
+    report["generate"] = call(bpy.ops.puppet.generate, auto_import=True)
+    bpy.ops.ed.undo_push(message="Generate")  # what the UI pushes after an operator with the UNDO option
+    report["after"] = counts()
+    bpy.ops.ed.undo()
+    report["after_undo"] = counts()
+    report["results_after_undo"] = [result.job_id for result in bpy.context.scene.puppet_master.results]
+    bpy.ops.ed.redo()
+    report["after_redo"] = counts()
+    report["swatch_subtype"] = bpy.context.scene.puppet_master.drags[0].bl_rna.properties["color"].subtype
 
 
 def scenario_backend_down(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -362,7 +403,7 @@ def scenario_backend_down(args: argparse.Namespace, report: dict[str, Any]) -> N
     report["before"] = counts()
     report["generate"] = call(bpy.ops.puppet.generate)
     report["after"] = counts()
-    report["job_status"] = bpy.context.scene.puppet_master.job_status
+    report["job_status"] = job_text(bpy.context.scene)
     report["check"] = call(bpy.ops.puppet.check_backend)
     # nothing to import from, and no camera: clear refusals that change nothing
     bpy.context.scene.camera = None
@@ -373,7 +414,10 @@ def scenario_start_backend(args: argparse.Namespace, report: dict[str, Any]) -> 
     set_backend(args.url)
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.backend_command = args.command
+    prefs.low_vram = args.low_vram
+    started_at = time.monotonic()
     report["start"] = call(bpy.ops.puppet.start_backend)
+    report["start_s"] = time.monotonic() - started_at
     report["again"] = call(bpy.ops.puppet.start_backend)
     report["check"] = call(bpy.ops.puppet.check_backend)
     backend_ops = sys.modules[f"{MODULE}.operators.backend"]
@@ -381,21 +425,23 @@ def scenario_start_backend(args: argparse.Namespace, report: dict[str, Any]) -> 
     report["pid"] = started.process.pid if started else None
     report["log"] = started.log_path if started else None
     report["status"] = {"engine": backend_ops.status.engine, "summary": backend_ops.status.summary()}
+    health = backend_ops.status.health
+    report["health"] = {"status": health.status, "reason": health.reason, "error": health.error} if health else None
     bpy.ops.preferences.addon_disable(module=MODULE)  # stops the backend it started
     report["exit_code"] = started.process.wait(10) if started else None
 
 
 def _follow_like_the_ui(generate: Any, scene: bpy.types.Scene, on_tick: Callable[[], None] | None = None) -> list[str]:
-    """Call the timer callback as bpy.app.timers would (they do not fire in background mode); the statuses seen."""
+    """Tick the job as Generate's timer events do (they do not fire in background mode); the statuses seen."""
     seen: list[str] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        again = generate.poll_active_job()
-        status = scene.puppet_master.job_status
+        outcome = generate.poll_active_job()
+        status = job_text(scene)
         if not seen or seen[-1] != status:
             seen.append(status)
-        if again is None:
+        if outcome is not None:
             return seen
         if on_tick is not None:
             on_tick()
@@ -415,7 +461,7 @@ def scenario_async(args: argparse.Namespace, report: dict[str, Any]) -> None:
     report["done"] = {
         "counts_before": before,
         "counts_after": counts(),
-        "progress": scene.puppet_master.job_progress,
+        "progress": runtime().job_line(scene).progress,
         "active": generate.active_job() is not None,
         "generate_poll_after": bpy.ops.puppet.generate.poll(),
     }
@@ -427,8 +473,8 @@ def scenario_async(args: argparse.Namespace, report: dict[str, Any]) -> None:
     cancelled: list[str] = []
 
     def cancel_once_running() -> None:
-        if not cancelled and scene.puppet_master.job_status.startswith("Running"):
-            cancelled.append(scene.puppet_master.job_status)
+        if not cancelled and job_text(scene).startswith("Sampling"):
+            cancelled.append(job_text(scene))
             call(bpy.ops.puppet.cancel)
 
     report["cancel_statuses"] = _follow_like_the_ui(generate, scene, cancel_once_running)
@@ -439,8 +485,8 @@ def scenario_async(args: argparse.Namespace, report: dict[str, Any]) -> None:
         "job_id": snapshot.job_id,
         "counts_before": before,
         "counts_after": counts(),
-        "status": scene.puppet_master.job_status,
-        "progress": scene.puppet_master.job_progress,
+        "status": job_text(scene),
+        "progress": runtime().job_line(scene).progress,
     }
 
 
@@ -449,6 +495,7 @@ SCENARIOS = {
     "package": scenario_package,
     "roundtrip": scenario_roundtrip,
     "backend_down": scenario_backend_down,
+    "undo": scenario_undo,
     "start_backend": scenario_start_backend,
 }
 
@@ -461,6 +508,7 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8765")
     parser.add_argument("--blend", default="")
     parser.add_argument("--command", default="")
+    parser.add_argument("--low-vram", action="store_true", help="the preference Low VRAM (CPU offload)")
     parser.add_argument("--imports", action="store_true")
     parser.add_argument("--auto-import", action="store_true")
     args = parser.parse_args()

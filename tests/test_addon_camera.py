@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from types import SimpleNamespace
 
@@ -15,7 +14,7 @@ import pytest
 
 from tests.addon_core_loader import load_addon_core
 
-camera, drag_paths, geometry, png = load_addon_core("camera", "drag_paths", "overlay_geometry", "png")
+camera, drag_paths, geometry, regions = load_addon_core("camera", "drag_paths", "overlay_geometry", "regions")
 CameraParams = camera.CameraParams
 
 
@@ -285,17 +284,23 @@ def test_drag_geometry() -> None:
     assert geometry.path_to_region([(0.5, 0.0)], rect) == [(200, 200)]
 
 
-# --- PNG ----------------------------------------------------------------------------------------------
+# --- what the pointer is over -------------------------------------------------------------------------
 
 
-def test_png_round_trip() -> None:
-    image_module = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(1)
-    pixels = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
-    data = png.encode_png_rgba(pixels)
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    decoded = image_module.open(io.BytesIO(data))
-    assert decoded.mode == "RGBA" and decoded.size == (5, 7)
-    assert np.array_equal(np.asarray(decoded), pixels)
-    with pytest.raises(ValueError, match="uint8"):
-        png.encode_png_rgba(pixels.astype(np.float32))
+def test_pointer_over_the_sidebar_or_toolbar_is_not_over_the_picture() -> None:
+    """Region overlap: the main region lies under the Sidebar and Toolbar; clicks there are theirs (issue 10, B)."""
+    Rect = regions.Rect
+    view = Rect(0, 0, 1000, 600)
+    sidebar, toolbar, header = Rect(760, 0, 240, 576), Rect(0, 0, 44, 576), Rect(0, 576, 1000, 24)
+    covering = [sidebar, toolbar, header]
+    assert regions.pointer_over_view(500, 300, view, covering)
+    assert not regions.pointer_over_view(880, 300, view, covering)  # on the Sidebar's drag list
+    assert not regions.pointer_over_view(20, 300, view, covering)
+    assert not regions.pointer_over_view(500, 590, view, covering)
+    assert not regions.pointer_over_view(1200, 300, view, covering)  # another area
+    assert regions.pointer_over_view(759, 300, view, covering)  # one pixel left of the Sidebar
+
+    gizmo = regions.navigation_gizmo_rect(view, covering, gizmo_px=80, scale=1.0)
+    assert gizmo.right == sidebar.x and gizmo.top == header.y  # top right, left of the Sidebar, under the header
+    assert gizmo.width == 100 and gizmo.height == 80 + 4 * 28 + 20
+    assert regions.navigation_gizmo_rect(view, [], gizmo_px=80, scale=2.0).right == view.right

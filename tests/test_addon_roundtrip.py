@@ -8,14 +8,15 @@ In background mode Generate runs its job synchronously, so the operator's result
 
 from __future__ import annotations
 
+import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from addon_support import (  # noqa: F401 - extension_zip is a fixture
+    BACKEND_PYTHON,
     backend_server,
     extension_zip,
     free_port,
@@ -36,7 +37,7 @@ def preview_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def tiny_model_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("tiny-backend")
     model = folder / "model"
-    subprocess.run([sys.executable, "-m", "backend.cli", "make-tiny-model", str(model)], check=True, timeout=300)
+    subprocess.run([BACKEND_PYTHON, "-m", "backend.cli", "make-tiny-model", str(model)], check=True, timeout=300)
     extra = ("--engine", "puppet-master", "--model", str(model), "--device", "cpu")
     with backend_server(folder / "results", *extra, timeout=180) as url:
         yield url
@@ -59,9 +60,12 @@ def test_saved_file_generate_then_import_in_every_mode(
 
     # generate: one result, saved next to the .blend, stored relative to it
     assert report["generate"] == {"result": ["FINISHED"], "error": ""}, output
-    assert report["capture"] == [64, 48]  # the camera frame's 4:3 shape, longer side = Capture Size
+    assert report["capture_image"] is None  # Generate sends the render's own PNG and adds no datablock
     (result,) = report["results"]
     job_id = result["job_id"]
+    record = json.loads((blend.parent / "puppet_master" / job_id / "record.json").read_text())
+    # the camera frame's 4:3 shape, longer side = Capture Size
+    assert (record["settings"]["image_width"], record["settings"]["image_height"]) == (64, 48)
     assert result["directory"] == f"//puppet_master/{job_id}/video_0/"
     assert Path(result["abs_directory"]).resolve() == (blend.parent / "puppet_master" / job_id / "video_0").resolve()
     assert result["files"] == _frames()
@@ -106,6 +110,10 @@ def test_saved_file_generate_then_import_in_every_mode(
     assert step["background_image"]["filepath"] == f"//puppet_master/{job_id}/video_0_step3/frame_0000.png"
     assert step["background_image"]["exists"]
 
+    # Keep Previous off: the new import replaced the two earlier camera backgrounds
+    assert report["import_replacing"]["result"] == ["FINISHED"]
+    assert report["replace"]["before"]["backgrounds"] == 2 and report["replace"]["after"]["backgrounds"] == 1
+
     # undo takes an import back
     undo = report["undo"]
     assert undo["after_import"]["objects"] == undo["before"]["objects"] + 1
@@ -115,6 +123,8 @@ def test_saved_file_generate_then_import_in_every_mode(
     # saved and reopened: the history is in the file and the relative paths still resolve
     reopened = report["reopened"]
     assert [item["job_id"] for item in reopened["results"]] == [job_id]
+    # the job line is runtime state: not saved, so a reopened file shows no stale job
+    assert reopened["stored_job_status"] is None and reopened["job_line"] == ""
     assert reopened["images"] and all(image["exists"] for image in reopened["images"])
 
 
@@ -149,7 +159,7 @@ def test_ui_flow_worker_thread_timer_and_cancel(extension_zip: Path, tiny_model_
     report, output = run_scenario("async", extension_zip, tmp_path, "--url", tiny_model_url)
     assert report["generate_poll_while_running"] is False and report["cancel_poll_while_running"] is True
     statuses = report["statuses"]
-    assert any(status.startswith("Running") for status in statuses), statuses
+    assert any(status.startswith("Sampling ") for status in statuses), statuses  # "Sampling k/n", the phase
     assert statuses[-1].startswith("Done: Generated 1 x 14 frames with the puppet-master engine"), statuses
     done = report["done"]
     # one result, imported as the camera background (the default Import As)
@@ -162,6 +172,20 @@ def test_ui_flow_worker_thread_timer_and_cancel(extension_zip: Path, tiny_model_
     assert cancel["status"].startswith("Cancelled: Generation cancelled")
     assert cancel["counts_after"] == cancel["counts_before"]  # nothing added for a cancelled job
     assert requests.get(f"{tiny_model_url}/v1/jobs/{cancel['job_id']}", timeout=10).json()["status"] == "cancelled"
+
+
+def test_undo_after_generate_takes_back_the_import_and_keeps_the_result(
+    extension_zip: Path,  # noqa: F811
+    preview_url: str,
+    tmp_path: Path,
+) -> None:
+    report, output = run_scenario("undo", extension_zip, tmp_path, "--url", preview_url)
+    assert report["generate"]["result"] == ["FINISHED"], output
+    after, after_undo = report["after"], report["after_undo"]
+    assert after["results"] == 1 and after["backgrounds"] == 1
+    assert after_undo["results"] == 1 and after_undo["backgrounds"] == 0  # the import went, the result stayed
+    assert report["after_redo"] == after
+    assert report["swatch_subtype"] == "COLOR_GAMMA"  # the drag list shows the colours the overlay draws
 
 
 def test_backend_down_leaves_the_scene_unchanged(extension_zip: Path, tmp_path: Path) -> None:  # noqa: F811

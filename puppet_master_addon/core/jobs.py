@@ -3,8 +3,8 @@
     idle -> submitting -> queued -> running -> downloading -> done
                      \\________\\_________\\____________\\--> failed | cancelled
 
-The worker thread does all the network and file work; the main thread (a ``bpy.app.timers``
-callback) only reads :meth:`JobRunner.snapshot`, which is an immutable copy taken under a lock, so
+The worker thread does all the network and file work; the main thread (Generate's timer events)
+only reads :meth:`JobRunner.snapshot`, which is an immutable copy taken under a lock, so
 Blender's UI never waits on the network. Frames are extracted into a temporary folder next to the
 target and moved into place with one ``os.replace``, so a half-written result is never loaded.
 """
@@ -28,8 +28,11 @@ from .client import BackendClient, BackendError
 POLL_INTERVAL_S = 0.25
 # Status polls that may fail in a row (a busy server, a hiccup) before the job is given up.
 MAX_POLL_ERRORS = 3
-# After a cancel request, how long to wait for the backend to confirm before giving up waiting.
-CANCEL_CONFIRM_S = 10.0
+# After a cancel request, how long to wait for the backend's final word before giving up waiting. The
+# backend honours a cancel until it has committed the results, which may take a slow decode's time.
+CANCEL_CONFIRM_S = 120.0
+# The backend's phases of a running job, as the panel names them.
+PHASE_NAMES = {"encoding": "Encoding", "sampling": "Sampling", "decoding": "Decoding", "writing": "Writing files"}
 
 # Archive members the add-on accepts; anything else (and any path trickery) is ignored.
 _MEMBER = re.compile(r"^(record\.json|video_\d{1,2}/frame_\d{4,5}\.png)$")
@@ -55,12 +58,14 @@ class JobSnapshot:
     """What the main thread may know about a job at one moment.
 
     ``folder`` is the job's result folder (set when done), holding ``video_<k>/frame_<nnnn>.png``
-    and ``record.json``. ``progress`` is the backend's fraction of engine steps done (0..1).
+    and ``record.json``. ``progress`` is the backend's fraction of engine steps done (0..1);
+    ``phase`` the backend's phase of a running job (encoding, sampling, decoding, writing).
     """
 
     state: JobState = JobState.IDLE
     job_id: str = ""
     progress: float = 0.0
+    phase: str = ""
     step: int = 0
     total_steps: int = 0
     queue_position: int | None = None
@@ -82,6 +87,10 @@ class JobSnapshot:
     def describe(self) -> str:
         """One line for the panel: ``Running 40% (step 2/5)``, ``Queued (position 2)``, ..."""
         if self.state is JobState.RUNNING:
+            if self.phase == "sampling" and self.total_steps:
+                return f"Sampling {self.step}/{self.total_steps}"
+            if self.phase in PHASE_NAMES:
+                return PHASE_NAMES[self.phase]
             steps = f" (step {self.step}/{self.total_steps})" if self.total_steps else ""
             return f"Running {self.progress * 100:.0f}%{steps}"
         if self.state is JobState.QUEUED and self.queue_position:
@@ -89,6 +98,11 @@ class JobSnapshot:
         if self.state is JobState.FAILED:
             return f"Failed: {self.error}"
         return self.message or self.state.value.capitalize()
+
+    @property
+    def cancellable(self) -> bool:
+        """Until the backend has committed the results; after that the job is done, only downloading."""
+        return self.state in (JobState.IDLE, JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING)
 
 
 def extract_frames(archive: bytes, target: str | os.PathLike[str], expected_frames: int = 0) -> Path:
@@ -223,7 +237,7 @@ class JobRunner:
         started = time.perf_counter()
         status = self._follow(job_id)
         self._timed("follow", started)
-        if status is None:  # cancelled
+        if status is None:  # cancelled, and the backend agrees (or could not be told)
             return
         if status["status"] == "failed":
             error = status.get("error") or "no reason given"
@@ -232,6 +246,7 @@ class JobRunner:
         if status["status"] == "cancelled":
             self._update(state=JobState.CANCELLED, message="Cancelled on the backend")
             return
+        # succeeded: a cancel that reached the backend after it committed the results is too late for both sides
 
         result = status.get("result") or {}
         num_frames = int(result.get("num_frames") or 0)
@@ -248,37 +263,50 @@ class JobRunner:
         started = time.perf_counter()
         archive = self.client.frames_zip(job_id)
         self._timed("download", started)
-        if self._cancel.is_set():
-            self._update(state=JobState.CANCELLED, message="Cancelled")
-            return
         started = time.perf_counter()
         folder = extract_frames(archive, self.results_root / job_id, expected_frames=num_frames)
         self._timed("extract", started)
         self._update(state=JobState.DONE, folder=str(folder), message="Done")
 
     def _follow(self, job_id: str) -> dict[str, Any] | None:
-        """Poll until the job ends; its final status, or None when it was cancelled from here."""
+        """Poll until the job ends; its final status, or None when it was cancelled (see :meth:`_cancelled`).
+
+        A cancel request is sent once; then the backend's word is awaited: it ends the job cancelled
+        unless the results were committed first, and the outcome here is whatever it says.
+        """
         errors = 0
+        cancel_sent: float | None = None
         while True:
-            if self._cancel.is_set():
-                self._cancel_on_backend(job_id)
-                return None
+            if self._cancel.is_set() and cancel_sent is None:
+                self._update(message="Cancelling")
+                try:
+                    self.client.cancel(job_id)
+                except BackendError as error:
+                    return self._cancelled(f"Cancelled here; the backend was not told: {error}")
+                cancel_sent = time.monotonic()
             try:
                 status = self.client.status(job_id)
                 errors = 0
             except BackendError as error:
+                if cancel_sent is not None and error.status == 404:  # finished just before: the cancel deleted it
+                    return self._cancelled("Cancelled; the backend had just finished and deleted the result")
                 errors += 1
                 if errors >= MAX_POLL_ERRORS or error.status == 404:
+                    if cancel_sent is not None:
+                        return self._cancelled(f"Cancelled here; the backend did not confirm: {error}")
                     raise
                 time.sleep(self.poll_interval)
                 continue
             state = status.get("status")
             if state in ("succeeded", "failed", "cancelled"):
                 return status
+            if cancel_sent is not None and time.monotonic() - cancel_sent > CANCEL_CONFIRM_S:
+                return self._cancelled(f"Cancelled here; the backend did not confirm within {CANCEL_CONFIRM_S:g} s")
             if state == "running":
                 self._update(
                     state=JobState.RUNNING,
                     progress=float(status.get("progress") or 0.0),
+                    phase=str(status.get("phase") or ""),
                     step=int(status.get("step") or 0),
                     total_steps=int(status.get("total_steps") or 0),
                     queue_position=None,
@@ -286,23 +314,11 @@ class JobRunner:
                 )
             else:
                 self._update(state=JobState.QUEUED, queue_position=status.get("queue_position"), message="Queued")
-            self._cancel.wait(self.poll_interval)
+            if cancel_sent is None:
+                self._cancel.wait(self.poll_interval)
+            else:
+                time.sleep(self.poll_interval / 2)
 
-    def _cancel_on_backend(self, job_id: str) -> None:
-        """Send the cancel request and wait (bounded) until the backend confirms."""
-        self._update(message="Cancelling")
-        try:
-            self.client.cancel(job_id)
-        except BackendError as error:
-            self._update(state=JobState.CANCELLED, message=f"Cancelled here; the backend was not told: {error}")
-            return
-        deadline = time.monotonic() + CANCEL_CONFIRM_S
-        while time.monotonic() < deadline:
-            try:
-                state = self.client.status(job_id).get("status")
-            except BackendError:
-                break  # gone (a finished job is deleted by the cancel request) or unreachable: stop asking
-            if state in ("succeeded", "failed", "cancelled"):
-                break
-            time.sleep(self.poll_interval / 2)
-        self._update(state=JobState.CANCELLED, message="Cancelled")
+    def _cancelled(self, message: str) -> None:
+        self._update(state=JobState.CANCELLED, message=message)
+        return None

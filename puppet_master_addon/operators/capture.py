@@ -1,8 +1,10 @@
-"""Capture: render the active camera's view (transparent film) into the image the backend receives.
+"""Capture: render the active camera's view (transparent film) into the PNG the backend receives.
 
-The render goes to a PNG in a temporary folder and comes back as a packed image, so its pixels
-are real (not the "Render Result" placeholder) and travel with the .blend. Every render setting
-touched for it is put back afterwards, whatever happens.
+The render writes an 8-bit RGBA PNG to a temporary folder. Generate sends that file's bytes as they
+are (no pixels read back, no re-encoding, no new datablock: the UI does not stall on large captures
+and nothing changes in the scene before the job's own undo step). The Capture operator loads the
+same file as a packed image, so the capture can be looked at and travels with the .blend. Every
+render setting touched for it is put back afterwards, whatever happens.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import bpy
-import numpy as np
 
 from ..core.camera import capture_size, scene_camera
-from ..core.png import encode_png_rgba
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ def _render_still(context: bpy.types.Context) -> set[str]:
     return bpy.ops.render.render(write_still=True, layer=context.view_layer.name, scene=context.scene.name)
 
 
-def render_camera_view(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> bpy.types.Image:
-    """Render the scene camera's view into the image "Puppet Master Capture" and return it.
+@contextmanager
+def rendered_camera_view(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> Iterator[str]:
+    """Render the scene camera's view to a temporary RGBA PNG; yields its path (deleted afterwards).
 
     Parameters:
         context: the context whose scene and view layer are rendered.
@@ -126,40 +128,19 @@ def render_camera_view(context: bpy.types.Context, resolution: int, engine: str 
                 f"Rendering the camera view failed ({', '.join(sorted(result))}); "
                 "try rendering the scene once (F12) to see why"
             )
+        yield filepath
+
+
+def capture_png_bytes(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> bytes:
+    """The camera view as the render's own RGBA PNG file bytes: what Generate sends."""
+    with rendered_camera_view(context, resolution, engine) as filepath:
+        return Path(filepath).read_bytes()
+
+
+def render_camera_view(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> bpy.types.Image:
+    """Render the camera view into the packed image "Puppet Master Capture" and return it (the Capture operator)."""
+    with rendered_camera_view(context, resolution, engine) as filepath:
         return _load_capture(filepath)
-
-
-def image_pixels_rgba(image: bpy.types.Image) -> np.ndarray:
-    """An image's pixels as ``(H, W, 4)`` uint8 RGBA, rows top to bottom, straight alpha, display (sRGB) values."""
-    width, height = image.size
-    if width == 0 or height == 0:
-        raise ValueError(f"Image {image.name!r} has no pixels (is its file missing?); capture the camera view again")
-    channels = image.channels
-    pixels = np.empty(width * height * channels, dtype=np.float32)
-    image.pixels.foreach_get(pixels)
-    pixels = pixels.reshape(height, width, channels)[::-1]  # Blender stores rows bottom to top
-    if channels == 4:
-        rgba = pixels
-    elif channels == 3:
-        rgba = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
-    elif channels in (1, 2):
-        grey, alpha = pixels[..., :1], pixels[..., 1:] if channels == 2 else np.ones_like(pixels[..., :1])
-        rgba = np.concatenate([grey, grey, grey, alpha], axis=-1)
-    else:
-        raise ValueError(f"Image {image.name!r} has {channels} channels; expected 1 to 4")
-    if image.is_float and not image.colorspace_settings.is_data:
-        # Float buffers are premultiplied and scene-linear; PNG wants straight alpha and sRGB.
-        alpha = rgba[..., 3:]
-        color = np.divide(rgba[..., :3], alpha, out=np.zeros_like(rgba[..., :3]), where=alpha > 0)
-        color = np.clip(color, 0.0, 1.0)
-        color = np.where(color <= 0.0031308, 12.92 * color, 1.055 * np.power(color, 1 / 2.4) - 0.055)
-        rgba = np.concatenate([color, alpha], axis=-1)
-    return np.round(np.clip(rgba, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def image_to_png_bytes(image: bpy.types.Image) -> bytes:
-    """RGBA PNG bytes of an image datablock (alpha kept), e.g. the capture for upload."""
-    return encode_png_rgba(image_pixels_rgba(image))
 
 
 class PUPPET_OT_capture(bpy.types.Operator):

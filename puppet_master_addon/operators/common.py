@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import textwrap
 
 import bpy
 
@@ -41,14 +40,13 @@ def tag_redraw(context: bpy.types.Context | None = None) -> None:
                 area.tag_redraw()
 
 
-_LEVEL_ICONS = {"ERROR": "ERROR", "WARNING": "ERROR", "INFO": "INFO"}
-
-
 def notify(level: str, message: str) -> None:
-    """Tell the user from a timer (operators' ``self.report`` is not available there).
+    """Tell the user from a ``bpy.app.timers`` callback, which has no operator to report through.
 
-    Logged always; in the UI also shown in the status bar through :class:`PUPPET_OT_notify`, and as
-    a popup for errors, which must not go unnoticed.
+    Logged always. With a window, :class:`PUPPET_OT_notify` is invoked: it reports from its own modal
+    step, which is what puts a message into the status bar and the Info editor (a report of an
+    operator *called* from Python only reaches the terminal, and an ERROR one raises instead); Blender
+    shows ERROR reports as a popup too.
     """
     logger.log({"ERROR": logging.ERROR, "WARNING": logging.WARNING}.get(level, logging.INFO), "%s", message)
     if bpy.app.background:
@@ -59,14 +57,7 @@ def notify(level: str, message: str) -> None:
         return
     try:
         with bpy.context.temp_override(window=windows[0]):
-            bpy.ops.puppet.notify(level=level, message=message)
-        if level == "ERROR":
-
-            def draw(menu: bpy.types.Menu, _context: bpy.types.Context) -> None:
-                for line in textwrap.wrap(message, 90):
-                    menu.layout.label(text=line)
-
-            window_manager.popup_menu(draw, title="Puppet Master", icon=_LEVEL_ICONS[level])
+            bpy.ops.puppet.notify("INVOKE_DEFAULT", level=level, message=message)
     except (RuntimeError, AttributeError) as error:  # no usable window (closing, or a modal state)
         logger.debug("could not show the message in the UI: %s", error)
 
@@ -85,6 +76,19 @@ class PUPPET_OT_notify(bpy.types.Operator):
         default="INFO",
     )
     message: bpy.props.StringProperty(name="Message", description="Text to show", default="")
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if context.window is None:
+            return self.execute(context)
+        # Report on the first event of the modal step: reports made there go to the window manager.
+        self._timer = context.window_manager.event_timer_add(0.01, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.event_timer_remove(self._timer)
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         self.report({self.level}, self.message)

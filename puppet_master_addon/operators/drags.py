@@ -15,7 +15,7 @@ import numpy as np
 from bpy.props import BoolProperty, FloatVectorProperty, IntProperty
 from mathutils import Vector
 
-from .. import overlay
+from .. import overlay, runtime
 from ..core.camera import (
     FrameRect,
     camera_frame_ray,
@@ -33,6 +33,7 @@ from ..core.drag_paths import (
     normalise_path,
 )
 from ..core.overlay_geometry import drag_geometry, path_to_region
+from ..core.regions import Rect, navigation_gizmo_rect, pointer_over_view
 from ..properties import DRAG_COLORS, MAX_DRAGS
 from .common import tag_redraw
 
@@ -426,6 +427,25 @@ def _drawing_problem(context: bpy.types.Context) -> str | None:
     return None
 
 
+def _rect(region: bpy.types.Region) -> Rect:
+    return Rect(region.x, region.y, region.width, region.height)
+
+
+def pointer_over_picture(context: bpy.types.Context, event: bpy.types.Event) -> bool:
+    """Whether the pointer is over the viewport's picture, not the Sidebar, Toolbar, headers or navigation gizmo."""
+    view = _rect(context.region)
+    covering = [
+        _rect(region)
+        for region in context.area.regions
+        if region.type != "WINDOW" and region.width > 1 and region.height > 1
+    ]
+    space = context.space_data
+    if getattr(space, "show_gizmo", False) and getattr(space, "show_gizmo_navigate", False):
+        size = context.preferences.view.gizmo_size_navigate_v3d
+        covering.append(navigation_gizmo_rect(view, covering, size, overlay.interface_scale(context)))
+    return pointer_over_view(event.mouse_x, event.mouse_y, view, covering)
+
+
 def _draw_live_stroke(operator: PUPPET_OT_draw_drags, context: bpy.types.Context) -> None:
     stroke = operator.stroke
     if not stroke:
@@ -466,6 +486,7 @@ class PUPPET_OT_draw_drags(bpy.types.Operator):
         self._handle = bpy.types.SpaceView3D.draw_handler_add(
             _draw_live_stroke, (self, context), "WINDOW", "POST_PIXEL"
         )
+        runtime.tool_draw_handlers.append(self._handle)
         context.scene.puppet_master.show_drags = True
         context.window_manager.modal_handler_add(self)
         self._update_status(context)
@@ -481,19 +502,19 @@ class PUPPET_OT_draw_drags(bpy.types.Operator):
         rect = overlay.view_camera_frame_rect(context.scene, context.space_data, context.region, context.region_data)
         if rect is None:  # the view was orbited out of the camera, or the camera changed
             return self._finish(context, "Stopped drawing drags: the viewport no longer looks through the camera")
-        region = context.region
         mouse = (event.mouse_region_x, event.mouse_region_y)
-        inside = 0 <= mouse[0] < region.width and 0 <= mouse[1] < region.height
+        if not self.stroke and not pointer_over_picture(context, event):
+            return {"PASS_THROUGH"}  # the Sidebar, Toolbar, headers and gizmos keep their clicks and keys
 
         if event.type in {"ESC", "RET", "NUMPAD_ENTER"} and event.value == "PRESS":
             return self._finish(context)
-        if event.type == "LEFTMOUSE" and event.value == "PRESS" and inside:
+        if event.type == "LEFTMOUSE" and event.value == "PRESS":
             self._start_stroke(context, mouse, rect)
         elif event.type == "LEFTMOUSE" and event.value == "RELEASE" and self.stroke:
             self._commit_stroke(context)
         elif event.type in {"MOUSEMOVE", "INBETWEEN_MOUSEMOVE"} and self.stroke:
             self._extend_stroke(mouse, rect)
-        elif event.type == "RIGHTMOUSE" and inside:
+        elif event.type == "RIGHTMOUSE":
             if event.value == "PRESS" and not self.stroke:
                 self._remove_nearest(context, mouse, rect)
         elif event.type in {"BACK_SPACE", "DEL"} and event.value == "PRESS" and not self.stroke:
@@ -556,15 +577,27 @@ class PUPPET_OT_draw_drags(bpy.types.Operator):
         context.workspace.status_text_set(self.STATUS)
         self._area.header_text_set(f"Draw Drags: {count} of {MAX_DRAGS} drags")
 
-    def _finish(self, context: bpy.types.Context, warning: str | None = None) -> set[str]:
-        """Remove the draw handler and the status texts, report, and end the tool."""
-        bpy.types.SpaceView3D.draw_handler_remove(self._handle, "WINDOW")
-        context.workspace.status_text_set(None)
+    def _cleanup(self, context: bpy.types.Context) -> None:
+        """Remove the draw handler and the status texts (whatever ends the tool)."""
+        if self._handle in runtime.tool_draw_handlers:
+            runtime.tool_draw_handlers.remove(self._handle)
+            bpy.types.SpaceView3D.draw_handler_remove(self._handle, "WINDOW")
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
         try:
             self._area.header_text_set(None)
-        except ReferenceError:  # the area was closed while drawing
+        except (ReferenceError, AttributeError):  # the area was closed while drawing
             pass
         tag_redraw(context)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the tool (a file is loaded, the window closes): clean up as :meth:`_finish` does."""
+        self.stroke = []
+        self._cleanup(context)
+
+    def _finish(self, context: bpy.types.Context, warning: str | None = None) -> set[str]:
+        """Clean up, report, and end the tool."""
+        self._cleanup(context)
         count = len(context.scene.puppet_master.drags)
         self.report({"WARNING"} if warning else {"INFO"}, warning or f"{count} drag(s) over the camera view")
         return {"FINISHED"} if self.changed else {"CANCELLED"}

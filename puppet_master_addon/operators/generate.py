@@ -1,13 +1,18 @@
 """Generate: capture the camera view, send it with the drags to the backend, bring the video back.
 
-On the main thread the operator checks the scene, captures and encodes the image and builds the
-request; a :class:`~..core.jobs.JobRunner` thread does the network and file work, and a
-``bpy.app.timers`` callback (:func:`poll_active_job`) copies its progress into the scene and, when
-the job ends, adds the result to the history and imports it. Nothing touches ``bpy`` from the
-worker thread, and nothing is added to the scene for a job that fails or is cancelled.
+Generate is a modal operator fed by a window-manager timer. On invoke it checks the scene, renders
+the camera view and starts a :class:`~..core.jobs.JobRunner` thread, which does all the network and
+file work; each timer event mirrors the job's progress into the panel (runtime state, not scene
+data). When the job ends the operator itself adds the result to the history and imports it, and
+reports the outcome with ``self.report``: that reaches the status bar and the Info editor (errors
+also as a popup), and Blender records what it changed as the operator's own undo step, "Generate".
+Data changed outside an undo step is what made Ctrl+Z after a timer-driven import free the imported
+image under the camera that still showed it (a segfault in Blender 4.3, issue 10 item 0).
 
-In background mode (``blender -b``, the ``bpy`` module) there is no event loop for timers, so the
-operator runs the same job synchronously and reports like any other operator.
+Nothing is added to the scene for a job that fails or is cancelled, and nothing is changed while a
+render or bake runs (the import waits for it). Blender ends the operator on file load or when its
+window closes: ``cancel()`` stops the job. In background mode (``blender -b``, the ``bpy`` module)
+there is no event loop: ``execute`` runs the same job synchronously and reports like any operator.
 """
 
 from __future__ import annotations
@@ -18,21 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
-from bpy.app.handlers import persistent
 
+from .. import runtime
 from ..core.client import BackendClient
 from ..core.jobs import JobRunner, JobSnapshot, JobState
 from ..core.paths import blend_relative, results_root, video_folders
 from ..core.payload import build_payload, random_seed
 from ..preferences import get_preferences
-from .capture import image_to_png_bytes, render_camera_view
-from .common import notify, tag_redraw, user_folder
+from . import backend as backend_ops
+from .capture import capture_png_bytes
+from .common import tag_redraw, user_folder
 from .drags import collect_drags
 from .results import ImportProblem, import_result
 
 logger = logging.getLogger(__name__)
 
 TIMER_INTERVAL_S = 0.15
+# Jobs during which Blender's data must not change (their threads read it).
+_BUSY_JOBS = ("RENDER", "RENDER_PREVIEW", "OBJECT_BAKE", "COMPOSITE")
 
 
 class GenerateError(Exception):
@@ -44,22 +52,27 @@ class ActiveJob:
     """The job in flight (one at a time) and what the main thread needs to finish it."""
 
     runner: JobRunner
-    scene_name: str
-    scene_pointer: int
+    scene_uid: int
     seed: int | None
     auto_import: bool
     started: float = field(default_factory=time.monotonic)
-    detached: bool = False  # another file was loaded: the scene is gone
+    detached: bool = False  # Blender ended the operator (another file, window closed): no scene to change
     progress_shown: bool = False
     last: JobSnapshot | None = None
 
 
-_active: ActiveJob | None = None
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, for the user: ``level`` (INFO, WARNING, ERROR), ``message``; ``changed`` the scene or not."""
+
+    level: str
+    message: str
+    changed: bool = False
 
 
 def active_job() -> ActiveJob | None:
     """The running job, for the panel and the Cancel operator."""
-    return _active
+    return runtime.active_job
 
 
 def prepare_job(context: bpy.types.Context, auto_import: bool = True) -> ActiveJob:
@@ -76,11 +89,9 @@ def prepare_job(context: bpy.types.Context, auto_import: bool = True) -> ActiveJ
     except ValueError as error:
         raise GenerateError(str(error)) from None
     try:
-        image = render_camera_view(context, settings.capture_resolution, settings.capture_engine)
-    except (RuntimeError, ValueError) as error:
+        png = capture_png_bytes(context, settings.capture_resolution, settings.capture_engine)
+    except (RuntimeError, ValueError, OSError) as error:
         raise GenerateError(f"Could not capture the camera view: {error}") from None
-    settings.capture_image = image
-    png = image_to_png_bytes(image)
 
     seed = random_seed() if settings.use_random_seed else settings.seed
     try:
@@ -100,24 +111,27 @@ def prepare_job(context: bpy.types.Context, auto_import: bool = True) -> ActiveJ
     prefs = get_preferences(context)
     root = results_root(bpy.data.filepath, prefs.results_folder, lambda: user_folder("results"))
     client = BackendClient(prefs.backend_url, prefs.token, prefs.timeout)
-    return ActiveJob(
-        runner=JobRunner(client, payload, root),
-        scene_name=scene.name,
-        scene_pointer=scene.as_pointer(),
-        seed=seed,
-        auto_import=auto_import,
-    )
+    return ActiveJob(runner=JobRunner(client, payload, root), scene_uid=scene.session_uid, seed=seed,
+                     auto_import=auto_import)  # fmt: skip
 
 
 def _scene_of(job: ActiveJob) -> bpy.types.Scene | None:
-    if job.detached:
-        return None
-    scene = bpy.data.scenes.get(job.scene_name)
-    return scene if scene is not None and scene.as_pointer() == job.scene_pointer else None
+    return None if job.detached else runtime.scene_by_uid(job.scene_uid)
 
 
-def finish_job(scene: bpy.types.Scene | None, job: ActiveJob, snapshot: JobSnapshot) -> tuple[str, str]:
-    """Apply a finished job to its scene on the main thread; ``(level, message)`` for the user.
+def data_locked() -> str:
+    """What keeps the add-on from changing Blender's data now ("" when nothing): a render, a bake, a locked UI."""
+    for kind in _BUSY_JOBS:
+        if bpy.app.is_job_running(kind):
+            return kind.replace("_", " ").lower()
+    window_manager = bpy.context.window_manager
+    if window_manager is not None and getattr(window_manager, "is_interface_locked", False):
+        return "render (interface locked)"
+    return ""
+
+
+def finish_job(scene: bpy.types.Scene | None, job: ActiveJob, snapshot: JobSnapshot) -> Outcome:
+    """Apply a finished job to its scene on the main thread; the outcome for the user.
 
     Only a DONE job changes the scene: one history entry per video, then (optionally) the import of
     the first one in the panel's Import As mode.
@@ -125,37 +139,40 @@ def finish_job(scene: bpy.types.Scene | None, job: ActiveJob, snapshot: JobSnaps
     elapsed = time.monotonic() - job.started
     if snapshot.state is JobState.CANCELLED:
         detail = f" ({snapshot.message})" if snapshot.message not in ("", "Cancelled") else ""
-        level, message = "WARNING", f"Generation cancelled{detail}"
+        outcome = Outcome("WARNING", f"Generation cancelled{detail}; the scene is unchanged")
     elif snapshot.state is not JobState.DONE:
-        level, message = "ERROR", snapshot.error or f"The job ended in state {snapshot.state.value}"
+        outcome = Outcome("ERROR", snapshot.error or f"The job ended in state {snapshot.state.value}")
+        if not snapshot.job_id:  # it never reached the backend: the Backend panel says why
+            backend_ops.status.health, backend_ops.status.error = None, outcome.message
     elif scene is None:
-        level, message = "WARNING", f"The job finished after its scene was closed; the frames are in {snapshot.folder}"
+        folder = snapshot.folder
+        outcome = Outcome("WARNING", f"The job finished after its scene was closed; its frames are in {folder}")
     else:
-        level, message = _add_results(scene, job, snapshot, elapsed)
+        outcome = _add_results(scene, job, snapshot, elapsed)
     if scene is not None:
-        settings = scene.puppet_master
-        outcome = {JobState.DONE: "Done", JobState.CANCELLED: "Cancelled"}.get(snapshot.state, "Failed")
-        settings.job_status = f"{outcome}: {message}"
-        settings.job_progress = 1.0 if snapshot.state is JobState.DONE else 0.0
-    return level, message
+        verdict = {JobState.DONE: "Done", JobState.CANCELLED: "Cancelled"}.get(snapshot.state, "Failed")
+        runtime.set_job_line(scene, f"{verdict}: {outcome.message}", 1.0 if snapshot.state is JobState.DONE else 0.0)
+    return outcome
 
 
-def _add_results(scene: bpy.types.Scene, job: ActiveJob, snapshot: JobSnapshot, elapsed: float) -> tuple[str, str]:
+def _add_results(scene: bpy.types.Scene, job: ActiveJob, snapshot: JobSnapshot, elapsed: float) -> Outcome:
     settings = scene.puppet_master
     folders = video_folders(snapshot.folder)
     if not folders:
-        return "ERROR", f"The job finished but no frames arrived in {snapshot.folder}"
+        return Outcome("ERROR", f"The job finished but no frames arrived in {snapshot.folder}")
     created = time.strftime("%Y-%m-%d %H:%M:%S")
     seed = snapshot.seed if snapshot.seed is not None else job.seed
     first = len(settings.results)
-    for folder in folders:
+    for number, folder in enumerate(folders, start=1):
         result = settings.results.add()
         result.job_id = snapshot.job_id
         result.directory = blend_relative(folder, bpy.data.filepath)
         result.engine = snapshot.engine
         result.seed = min(int(seed or 0), 2**31 - 1)
         result.num_frames = snapshot.num_frames
+        result.variation = number
         result.created = created
+        runtime.remember_result(scene, result)
     settings.active_result_index = first
     engine = f"{snapshot.engine} engine"
     if snapshot.engine == "preview":
@@ -166,17 +183,10 @@ def _add_results(scene: bpy.types.Scene, job: ActiveJob, snapshot: JobSnapshot, 
     )
     if job.auto_import:
         try:
-            message += ". " + import_result(
-                scene,
-                settings.results[first],
-                settings.import_mode,
-                opacity=settings.import_opacity,
-                start_frame=settings.import_start_frame,
-                frame_step=settings.import_frame_step,
-            )
+            message += ". " + import_result(scene, settings.results[first], settings.import_mode)
         except (ImportProblem, OSError) as error:
-            return "WARNING", f"{message}, but importing it failed: {error}"
-    return "INFO", message
+            return Outcome("WARNING", f"{message}, but importing it failed: {error}", changed=True)
+    return Outcome("INFO", message, changed=True)
 
 
 def _progress(job: ActiveJob, snapshot: JobSnapshot | None, end: bool = False) -> None:
@@ -196,49 +206,56 @@ def _progress(job: ActiveJob, snapshot: JobSnapshot | None, end: bool = False) -
         window_manager.progress_update(int(snapshot.progress * 100))
 
 
-def poll_active_job() -> float | None:
-    """Timer callback: mirror the job's progress into its scene; finish it when it ends.
+def poll_active_job() -> Outcome | None:
+    """One tick of the running job: mirror its progress; once it ended (and data may change), finish it.
 
-    Cheap by construction (a locked snapshot copy and a few property writes) so the UI never stalls.
+    The job's outcome when it was finished by this call, else None. Cheap by construction (a locked
+    snapshot copy and a few assignments) so the UI never stalls; called by Generate's timer events,
+    and by tests in background mode where no timers fire.
     """
-    global _active
-    job = _active
+    job = runtime.active_job
     if job is None:
         return None
     snapshot = job.runner.snapshot()
     scene = _scene_of(job)
-    if not snapshot.finished:
-        if snapshot != job.last:
+    if not snapshot.finished or (snapshot.state is JobState.DONE and scene is not None and data_locked()):
+        if snapshot != job.last or snapshot.finished:
             job.last = snapshot
             if scene is not None:
-                settings = scene.puppet_master
-                settings.job_id = snapshot.job_id
-                settings.job_status = ("Cancelling: " if job.runner.cancel_requested else "") + snapshot.describe()
-                settings.job_progress = snapshot.progress
+                text = ("Cancelling: " if job.runner.cancel_requested else "") + snapshot.describe()
+                if snapshot.finished:
+                    text = f"Done; importing once the {data_locked()} has finished"
+                runtime.set_job_line(scene, text, snapshot.progress, running=True)
             _progress(job, snapshot)
             tag_redraw()
-        return TIMER_INTERVAL_S
-    _active = None
+        return None
+    runtime.active_job = None
     _progress(job, None, end=True)
     try:
-        level, message = finish_job(scene, job, snapshot)
-    except Exception as error:  # a timer must not die with the job half-finished in the UI
+        outcome = finish_job(scene, job, snapshot)
+    except Exception as error:  # the operator must end cleanly whatever happens here
         logger.exception("finishing the job failed")
-        level, message = "ERROR", f"Finishing the job failed: {error}"
-    notify(level, message)
+        outcome = Outcome("ERROR", f"Finishing the job failed: {error}", changed=True)
     tag_redraw()
-    return None
+    return outcome
 
 
 def start_job(job: ActiveJob) -> None:
-    """Run ``job`` in its worker thread, followed by the :func:`poll_active_job` timer."""
-    global _active
-    if _active is not None:
+    """Run ``job`` in its worker thread; :func:`poll_active_job` follows it."""
+    if runtime.active_job is not None:
         raise RuntimeError("a job is running already")
-    _active = job
+    runtime.active_job = job
     job.runner.start()
     _progress(job, None)
-    bpy.app.timers.register(poll_active_job, first_interval=TIMER_INTERVAL_S, persistent=True)
+
+
+def stop_job(job: ActiveJob) -> None:
+    """Blender ended the operator (another file, a closed window): stop the job, change nothing."""
+    job.detached = True
+    job.runner.cancel()
+    _progress(job, None, end=True)
+    if runtime.active_job is job:
+        runtime.active_job = None
 
 
 class PUPPET_OT_generate(bpy.types.Operator):
@@ -248,7 +265,9 @@ class PUPPET_OT_generate(bpy.types.Operator):
         "Render the camera view, send it with the drags to the backend, and load the video it returns "
         "(runs in the background; the panel shows progress)"
     )
-    bl_options = {"REGISTER"}
+    # UNDO: the result and its import are one undo step. No REGISTER: "Adjust Last Operation" would
+    # run a whole generation again.
+    bl_options = {"UNDO"}
 
     auto_import: bpy.props.BoolProperty(
         name="Import Result",
@@ -258,62 +277,94 @@ class PUPPET_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if _active is not None:
+        if runtime.active_job is not None:
             cls.poll_message_set("A job is running: wait for it or cancel it")
             return False
         return context.scene is not None
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
+    def _prepare(self, context: bpy.types.Context) -> ActiveJob | None:
         try:
-            job = prepare_job(context, self.auto_import)
+            return prepare_job(context, self.auto_import)
         except GenerateError as error:
             self.report({"ERROR"}, str(error))
+            return None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Scripts and background mode: run the whole job here, then report."""
+        job = self._prepare(context)
+        if job is None:
             return {"CANCELLED"}
-        settings = context.scene.puppet_master
-        settings.job_id, settings.job_status, settings.job_progress = "", "Sending", 0.0
+        outcome = finish_job(context.scene, job, job.runner.run())
+        self.report({outcome.level}, outcome.message)
+        return {"FINISHED"} if outcome.changed else {"CANCELLED"}
 
-        if bpy.app.background:  # no event loop: run the job here, then report
-            snapshot = job.runner.run()
-            level, message = finish_job(_scene_of(job), job, snapshot)
-            self.report({level}, message)
-            return {"FINISHED"} if level == "INFO" else {"CANCELLED"}
-
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        job = self._prepare(context)
+        if job is None:
+            return {"CANCELLED"}
         start_job(job)
+        runtime.set_job_line(context.scene, "Sending the image and drags", running=True)
+        self._timer = context.window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
         tag_redraw(context)
         self.report({"INFO"}, "Generating: the panel shows the progress")
-        return {"FINISHED"}
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        job = runtime.active_job
+        outcome = poll_active_job()
+        if outcome is None and job is not None:
+            return {"PASS_THROUGH"}  # other operators' timers come here too
+        self._remove_timer(context)
+        if outcome is None:  # the job was stopped elsewhere (add-on disabled)
+            return {"CANCELLED"}
+        self.report({outcome.level}, outcome.message)
+        return {"FINISHED"} if outcome.changed else {"CANCELLED"}
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the operator (file load, window closed): stop the job; the scene is not touched."""
+        self._remove_timer(context)
+        if runtime.active_job is not None:
+            stop_job(runtime.active_job)
+
+    def _remove_timer(self, context: bpy.types.Context) -> None:
+        timer, self._timer = getattr(self, "_timer", None), None
+        if timer is not None:
+            context.window_manager.event_timer_remove(timer)
 
 
 class PUPPET_OT_cancel(bpy.types.Operator):
     bl_idname = "puppet.cancel"
     bl_label = "Cancel"
-    bl_description = "Stop the running generation (the backend drops the job)"
-    bl_options = {"REGISTER", "INTERNAL"}
+    bl_description = "Stop the running generation (the backend drops the job; the scene stays as it was)"
+    bl_options = {"INTERNAL"}
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return _active is not None and not _active.runner.cancel_requested
+        job = runtime.active_job
+        if job is None or job.runner.cancel_requested:
+            return False
+        if not job.runner.snapshot().cancellable:
+            cls.poll_message_set("The backend has finished: the result is being downloaded")
+            return False
+        return True
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        job = _active
+        job = runtime.active_job
         if job is None:
             self.report({"WARNING"}, "No job is running")
             return {"CANCELLED"}
         job.runner.cancel()  # the worker sends the request: the UI does not wait on the network
         scene = _scene_of(job)
         if scene is not None:
-            scene.puppet_master.job_status = "Cancelling"
+            runtime.set_job_line(scene, "Cancelling", job.runner.snapshot().progress, running=True)
         tag_redraw(context)
         self.report({"INFO"}, "Cancelling the generation")
         return {"FINISHED"}
-
-
-@persistent
-def _on_load_pre(*_args: object) -> None:
-    """Another file replaces this one: the running job's scene goes away, so stop the job."""
-    if _active is not None:
-        _active.detached = True
-        _active.runner.cancel()
 
 
 classes = (PUPPET_OT_generate, PUPPET_OT_cancel)
@@ -324,17 +375,9 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(clas
 
 def register() -> None:
     _register_classes()
-    bpy.app.handlers.load_pre.append(_on_load_pre)
 
 
 def unregister() -> None:
-    global _active
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
-    if bpy.app.timers.is_registered(poll_active_job):
-        bpy.app.timers.unregister(poll_active_job)
-    if _active is not None:
-        _active.runner.cancel()
-        _progress(_active, None, end=True)
-        _active = None
+    if runtime.active_job is not None:
+        stop_job(runtime.active_job)
     _unregister_classes()

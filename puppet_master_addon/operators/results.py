@@ -8,10 +8,12 @@ Three ways to import (``Scene.puppet_master.import_mode``):
 - ``IMAGE_EMPTY``: an image empty parented to the camera, in front of it, filling the camera frame.
 - ``SEQUENCER``: an image strip in the scene's video sequencer.
 
-The video starts at ``import_start_frame``. ``import_frame_step`` > 1 holds each video frame for
-that many scene frames: a "held" sequence of hard links is written next to the frames (see
-``core.paths.held_sequence``), so image users and strips, which play one file per scene frame,
-show the slowed-down video without drivers or retiming.
+A new import replaces the earlier Puppet Master imports of the same kind (they are found by a tag on
+what an import creates) unless ``import_keep_previous`` is on: generating again should update the
+reference, not stack one more behind it. The video starts at ``import_start_frame``.
+``import_frame_step`` > 1 holds each video frame for that many scene frames: a "held" sequence of
+hard links is written next to the frames (see ``core.paths.held_sequence``), so image users and
+strips, which play one file per scene frame, show the slowed-down video without drivers or retiming.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import bpy
 from mathutils import Matrix
 
+from .. import runtime
 from ..core.paths import FRAME_PATTERN, frame_files, held_sequence
 from ..core.placement import empty_distance, frame_at_distance
 
@@ -57,15 +60,52 @@ def _sequence(result: bpy.types.PropertyGroup, frame_step: int) -> tuple[Path, l
     return sequence_folder, files, _sequence_path(result.directory, sequence_folder, files[0])
 
 
-def _load_image(path: str, name: str) -> bpy.types.Image:
-    """The frames as a SEQUENCE image (the one loaded already, if any)."""
+def _load_image(path: str, name: str, job_id: str) -> bpy.types.Image:
+    """The frames as a SEQUENCE image (the one loaded already, if any), tagged with the job."""
     try:
         image = bpy.data.images.load(path, check_existing=True)
     except RuntimeError as error:
         raise ImportProblem(f"Blender could not load {path}: {error}") from None
     image.source = "SEQUENCE"
     image.name = name
+    image[JOB_TAG] = job_id
     return image
+
+
+def _is_ours(data: bpy.types.ID | bpy.types.Sequence | None) -> bool:
+    return data is not None and data.get(JOB_TAG) is not None
+
+
+def _drop_unused_images(images: list[bpy.types.Image]) -> None:
+    for image in images:
+        if image.users == 0:
+            bpy.data.images.remove(image)
+
+
+def remove_previous_imports(scene: bpy.types.Scene, mode: str) -> int:
+    """Remove the earlier Puppet Master imports made in ``mode`` (and their images, once unused); how many."""
+    removed: list = []
+    images: list[bpy.types.Image] = []
+    if mode == "CAMERA_BACKGROUND" and scene.camera is not None and scene.camera.type == "CAMERA":
+        backgrounds = scene.camera.data.background_images
+        for background in [bg for bg in backgrounds if _is_ours(bg.image)]:
+            images.append(background.image)
+            backgrounds.remove(background)
+            removed.append(background)
+    elif mode == "IMAGE_EMPTY":
+        for obj in [obj for obj in scene.objects if obj.type == "EMPTY" and _is_ours(obj)]:
+            if obj.data is not None:
+                images.append(obj.data)
+            bpy.data.objects.remove(obj)
+            removed.append(obj)
+    elif mode == "SEQUENCER" and scene.sequence_editor is not None:
+        editor = scene.sequence_editor
+        strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+        for strip in [strip for strip in strips if _is_ours(strip)]:
+            strips.remove(strip)
+            removed.append(strip)
+    _drop_unused_images(images)
+    return len(removed)
 
 
 def _set_frames(image_user: bpy.types.ImageUser, num_files: int, first_file: str, start_frame: int) -> None:
@@ -162,30 +202,30 @@ def import_as_strip(
     return f"strip {strip.name!r} in channel {channel} of the sequencer"
 
 
-def import_result(
-    scene: bpy.types.Scene,
-    result: bpy.types.PropertyGroup,
-    mode: str,
-    opacity: float,
-    start_frame: int,
-    frame_step: int,
-) -> str:
-    """Import ``result`` into ``scene``; a description of what was made. ImportProblem when it cannot be."""
+def import_result(scene: bpy.types.Scene, result: bpy.types.PropertyGroup, mode: str) -> str:
+    """Import ``result`` into ``scene`` as the panel's settings say; what was made. ImportProblem when it cannot be.
+
+    Opacity, start frame, frame step and Keep Previous come from ``scene.puppet_master``.
+    """
+    settings = scene.puppet_master
     if mode in ("CAMERA_BACKGROUND", "IMAGE_EMPTY"):
         _require_camera(scene)  # before anything is loaded, so a refusal changes nothing
     if mode not in ("CAMERA_BACKGROUND", "IMAGE_EMPTY", "SEQUENCER"):
         raise ImportProblem(f"Unknown import mode {mode!r}")
-    folder, files, path = _sequence(result, frame_step)
+    start_frame, opacity = settings.import_start_frame, settings.import_opacity
+    folder, files, path = _sequence(result, settings.import_frame_step)
+    replaced = 0 if settings.import_keep_previous else remove_previous_imports(scene, mode)
     if mode == "SEQUENCER":  # the strip reads the files itself
         made = import_as_strip(scene, files, start_frame, opacity, result.job_id, path)
     else:
-        image = _load_image(path, name=f"Puppet {result.job_id[:8]} {folder.name}")
+        image = _load_image(path, f"Puppet {result.job_id[:8]} {folder.name}", result.job_id)
         if mode == "CAMERA_BACKGROUND":
             made = import_as_camera_background(scene, image, files, start_frame, opacity)
         else:
             made = import_as_image_empty(scene, image, files, start_frame, opacity, result.job_id)
     end = start_frame + len(files) - 1
-    return f"Imported {len(files)} frames ({start_frame}-{end}) as the {made}"
+    instead = f", replacing {replaced} earlier import(s)" if replaced else ""
+    return f"Imported {len(files)} frames ({start_frame}-{end}) as the {made}{instead}"
 
 
 def _result_at(settings: bpy.types.PropertyGroup, index: int) -> bpy.types.PropertyGroup | None:
@@ -227,14 +267,7 @@ class PUPPET_OT_import_result(bpy.types.Operator):
             return {"CANCELLED"}
         mode = self.mode if self.properties.is_property_set("mode") else settings.import_mode
         try:
-            message = import_result(
-                scene,
-                result,
-                mode,
-                opacity=settings.import_opacity,
-                start_frame=settings.import_start_frame,
-                frame_step=settings.import_frame_step,
-            )
+            message = import_result(scene, result, mode)
         except (ImportProblem, OSError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -296,6 +329,7 @@ class PUPPET_OT_remove_result(bpy.types.Operator):
                 self.report({"ERROR"}, str(error))
                 return {"CANCELLED"}
         settings.results.remove(index)
+        runtime.forget_result(context.scene, job_id, directory)
         settings.active_result_index = max(0, min(settings.active_result_index, len(settings.results) - 1))
         self.report({"INFO"}, f"Removed result {job_id}" + (f" and deleted {deleted}" if deleted else ""))
         return {"FINISHED"}
