@@ -190,4 +190,4 @@ def run(scenario: Callable[[], Steps]) -> None:
         return None
 
     save_report()
-    bpy.app.timers.register(tick, first_interval=2.0)
+    bpy.app.timers.register(tick, first_interval=2.0, persistent=True)  # scenarios load files too
