@@ -210,13 +210,16 @@ def test_cli_generate_end_to_end(tiny_model_dir, tmp_path) -> None:
         (["--drag", "a,b c,d"], "expected points as 'x,y x,y ...'"),
     ],
 )
-def test_cli_bad_input_is_one_sentence(tiny_model_dir, tmp_path, drag_args, message) -> None:
+def test_cli_bad_input_is_one_sentence(tiny_model_dir, tmp_path, capsys, drag_args, message) -> None:
     from backend.cli import main
 
     object_image().save(tmp_path / "object.png")
     args = ["generate", "--model", str(tiny_model_dir), "--image", str(tmp_path / "object.png"), *drag_args]
     code = main([*args, "--out", str(tmp_path / "out"), "--quiet"])
+    error = capsys.readouterr().err
     assert code == 2
+    assert message in error, error
+    assert len(error.strip().splitlines()) == 1 and "Traceback" not in error, error
     assert not (tmp_path / "out").exists()
 
 

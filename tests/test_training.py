@@ -14,22 +14,59 @@ from backend.pipeline.tiny import SVD_SCHEDULER_CONFIG, make_tiny_model
 from backend.training import train
 from backend.training.data import CachedClipDataset, write_cached_example
 from backend.training.edm import EDMConfig, edm_loss, sample_sigmas
+from tests.conftest import make_inputs
 
 FRAMES = 4
 
 
-def test_training_input_matches_the_sampler() -> None:
-    """What the trainer feeds the UNet is what the Euler sampler feeds it at the same sigma."""
+def record_unet_calls(unet) -> list[dict]:
+    """Record every call's ``sample``, ``timestep`` and output of ``unet``."""
+    calls: list[dict] = []
+
+    def hook(_module, args, output) -> None:
+        sample, timestep = args[:2]
+        calls.append({"sample": sample.detach(), "timestep": timestep.detach(), "output": output.sample.detach()})
+
+    unet.register_forward_hook(hook)
+    return calls
+
+
+@pytest.mark.parametrize("index", [0, 4, 9])
+def test_edm_loss_matches_the_sampler(tiny_unet, index) -> None:
+    """``edm_loss`` at one of the sampler's sigmas feeds the UNet what the Euler sampler feeds it and
+    scores the clean latent the sampler would reconstruct, weighted ``1 + 1/sigma^2`` (EDM, sigma_data=1).
+
+    The noisy latent is recovered from the UNet's input with the sampler's own scaling: if the two
+    scalings differ, the sampler's reconstruction from that latent no longer gives ``edm_loss``'s value,
+    and the recovered noise is no longer unit-variance.
+    """
     scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)
     scheduler.set_timesteps(10)
-    noisy = torch.randn(1, 2, 4, 3, 3)
-    for index in (0, 4, 9):
-        t = scheduler.timesteps[index]
-        sigma = scheduler.sigmas[index]
-        scheduler._step_index = index
-        expected = scheduler.scale_model_input(noisy, t)
-        torch.testing.assert_close(noisy / (sigma**2 + 1).sqrt(), expected)
-        assert t.item() == pytest.approx(0.25 * math.log(sigma.item()), rel=1e-5)
+    sigma, t = scheduler.sigmas[index], scheduler.timesteps[index]
+    inputs = make_inputs(batch=2, frames=FRAMES, size=16)
+    latents = inputs["sample"]
+    calls = record_unet_calls(tiny_unet)
+
+    # every sample at the sampler's sigma: log(sigma) ~ N(log(sigma), 0)
+    config = EDMConfig(log_sigma_mean=math.log(sigma.item()), log_sigma_std=0.0)
+    with torch.no_grad():
+        loss = edm_loss(
+            tiny_unet, latents, inputs["image_latents"], inputs["encoder_hidden_states"], inputs["drags"],
+            config, torch.Generator().manual_seed(0),
+        )  # fmt: skip
+
+    (call,) = calls
+    # 1. the sampler's timestep for this sigma
+    torch.testing.assert_close(call["timestep"], t.expand(2))
+    # 2. the sampler's input scaling: undo it with the scheduler and get latents + sigma * unit noise
+    noisy = call["sample"] * (sigma**2 + 1).sqrt()
+    scheduler._step_index = index
+    torch.testing.assert_close(scheduler.scale_model_input(noisy, t), call["sample"])
+    assert ((noisy - latents) / sigma).std().item() == pytest.approx(1.0, abs=0.05)
+    # 3. the sampler's reconstruction of the clean latent, EDM-weighted
+    denoised = scheduler.step(call["output"], t, noisy).pred_original_sample
+    expected = ((1 + 1 / sigma**2) * (denoised - latents) ** 2).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=0)
 
 
 def test_sigma_distribution() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
+from diffusers.models.resnet import AlphaBlender
 from safetensors.torch import save_file
 
 from backend.models import (
@@ -274,11 +275,52 @@ def test_any_batch_and_frame_count(tiny_unet, batch, frames) -> None:
     assert run(tiny_unet, inputs).shape == (batch, frames, 4, 8, 8)
 
 
-def test_first_frame_output_ignores_later_frames(tiny_unet, inputs) -> None:
-    """Spatial attention of frame 0 sees frame 0 only, but temporal layers mix frames: check the former
-    through the processor in isolation is covered in test_attention; here: the model runs with one frame."""
-    single = make_inputs(batch=1, frames=1)
-    assert torch.isfinite(run(tiny_unet, single)).all()
+def later_frames_changed(inputs: dict) -> dict:
+    """New noisy latents in frames 1.., and drags moved in the middle frames (not the last: see below)."""
+    generator = torch.Generator().manual_seed(5)
+    sample, drags = inputs["sample"].clone(), inputs["drags"].clone()
+    sample[:, 1:] = torch.randn(sample[:, 1:].shape, generator=generator)
+    drags[:, 1:-1, :2, 2:] += 0.07  # active drags only: which slots are empty stays the same
+    return {"sample": sample, "drags": drags}
+
+
+def blend_out_temporal_layers(model: UNetDragSpatioTemporalModel) -> None:
+    """Make every spatial/temporal blend (diffusers' ``AlphaBlender``) take the spatial path only.
+
+    ``alpha = sigmoid(mix_factor)`` weighs spatial against temporal output; ``mix_factor = +inf``
+    gives ``alpha = 1`` exactly, so the temporal resnets and transformers no longer mix frames.
+    """
+    blenders = [module for module in model.modules() if isinstance(module, AlphaBlender)]
+    assert blenders
+    with torch.no_grad():
+        for blender in blenders:
+            blender.mix_factor.fill_(float("inf"))
+
+
+def test_temporal_layers_let_frame_0_see_later_frames(tiny_unet, inputs) -> None:
+    """Frame 0's output is *not* independent of later frames in the whole model: SVD's temporal
+    resnets and transformers mix all frames (and every frame's drag encoding carries each drag's
+    last-frame position). Only spatial attention is all-to-first; the next test checks that."""
+    base, changed = run(tiny_unet, inputs), run(tiny_unet, inputs, **later_frames_changed(inputs))
+    assert not torch.allclose(changed[:, 0], base[:, 0])
+
+
+def test_all_to_first_attention_carries_frame_0_to_later_frames_and_not_back(tiny_unet, inputs) -> None:
+    """With the temporal layers blended out, what links frames is spatial attention (and the drags'
+    last-frame position, held fixed here): frame 0's output ignores later frames' latents and drags,
+    later frames read frame 0, and with plain self-attention they no longer do."""
+    blend_out_temporal_layers(tiny_unet)
+    base = run(tiny_unet, inputs)
+    changed = run(tiny_unet, inputs, **later_frames_changed(inputs))
+    torch.testing.assert_close(changed[:, 0], base[:, 0], rtol=0, atol=1e-6)
+    assert not torch.allclose(changed[:, 1:], base[:, 1:])
+
+    new_first = inputs["sample"].clone()
+    new_first[:, 0] = torch.randn(new_first[:, 0].shape, generator=torch.Generator().manual_seed(6))
+    assert not torch.allclose(run(tiny_unet, inputs, sample=new_first)[:, 1:], base[:, 1:])
+    tiny_unet.set_all_to_first_attention(False)
+    plain = run(tiny_unet, inputs)
+    torch.testing.assert_close(run(tiny_unet, inputs, sample=new_first)[:, 1:], plain[:, 1:], rtol=0, atol=1e-6)
 
 
 def test_bad_inputs_raise_clear_errors(tiny_unet, inputs) -> None:
