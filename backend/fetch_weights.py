@@ -31,14 +31,17 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from .engines.config import DEFAULT_UNET_FILENAME
+from .models.checkpoint import (
+    DEFAULT_CHECKPOINT_FILENAME,
+    PUBLISHED_UNET_FILENAME,
+    PUBLISHED_UNET_REPO,
+    PUBLISHED_UNET_REPO_TYPE,
+)
 from .paths import FETCH_RECORD, default_model_dir, puppet_master_home
 
 logger = logging.getLogger(__name__)
 
-UNET_REPO = "rayli/Puppet-Master"
-UNET_REPO_TYPE = "space"
-UNET_FILENAME = "ckpts/model.safetensors"
+UNET_REPO, UNET_REPO_TYPE, UNET_FILENAME = PUBLISHED_UNET_REPO, PUBLISHED_UNET_REPO_TYPE, PUBLISHED_UNET_FILENAME
 SVD_REPO = "stabilityai/stable-video-diffusion-img2vid"
 # the SVD components the pipeline uses: (subfolder, weights file stem or None for config-only parts)
 SVD_COMPONENTS = (
@@ -445,7 +448,7 @@ def _unet_source(unet: str | None, revision: str | None) -> Source:
         return Source("Puppet-Master UNet", UNET_REPO, UNET_REPO_TYPE, revision)
     path = Path(unet).expanduser()
     if path.is_dir():
-        path = path / DEFAULT_UNET_FILENAME
+        path = path / DEFAULT_CHECKPOINT_FILENAME
     if not path.is_file():
         raise FetchError(
             f"--unet {unet!r}: no such weights file (give the .safetensors file of the Puppet-Master UNet)"

@@ -25,6 +25,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = Path(__file__).resolve().parent / "addon_scenarios.py"
 BUILD_SCRIPT = ROOT / "scripts" / "build_extension.py"
+# The backend's Python: this one, unless the Blender version matrix runs these tests from a bpy-only
+# environment (scripts/test_blender_matrix.py points this at the project's main environment).
+BACKEND_PYTHON = os.environ.get("PUPPET_MASTER_TEST_BACKEND_PYTHON", sys.executable)
 
 # Only looked up, not imported: Blender runs in the child processes, never in pytest's.
 if importlib.util.find_spec("bpy") is None:
@@ -57,7 +60,7 @@ def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def serve_command(port: int, results_dir: Path, *extra: str) -> list[str]:
     return [
-        sys.executable,
+        BACKEND_PYTHON,
         "-m",
         "backend.cli",
         "serve",

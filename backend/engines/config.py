@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 ENGINE_CHOICES = ("auto", "puppet-master", "preview")
-DEFAULT_UNET_FILENAME = "model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,8 @@ class EngineConfig:
         model: a saved Puppet-Master pipeline folder; None = the folder ``fetch-weights`` made, if any.
         svd: SVD img2vid components (folder or hub id), with ``unet``, instead of ``model``.
         unet: Puppet-Master UNet weights (file, folder or hub id), with ``svd``.
-        unet_filename: the weights file inside a ``unet`` folder or repo.
+        unet_filename: the weights file inside a ``unet`` folder or repo (None: ``ckpts/model.safetensors`` for
+            the published Space ``rayli/Puppet-Master``, ``model.safetensors`` otherwise).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         dtype: ``auto`` (see :func:`backend.devices.resolve_dtype`), ``fp32``, ``fp16`` or ``bf16``.
         cpu_offload: keep components in CPU memory and move each to the GPU only while it runs
@@ -39,7 +39,7 @@ class EngineConfig:
     model: str | None = None
     svd: str | None = None
     unet: str | None = None
-    unet_filename: str = DEFAULT_UNET_FILENAME
+    unet_filename: str | None = None
     device: str = "auto"
     dtype: str = "auto"
     cpu_offload: bool = False
@@ -111,7 +111,9 @@ def add_engine_arguments(
     parser.add_argument("--svd", help="Stable Video Diffusion img2vid folder or hub id (with --unet)")
     parser.add_argument("--unet", help="Puppet-Master UNet: .safetensors file, folder or hub id (with --svd)")
     parser.add_argument(
-        "--unet-filename", default=default(DEFAULT_UNET_FILENAME), help="weights file in a --unet folder or repo"
+        "--unet-filename",
+        help="weights file in a --unet folder or repo (default: model.safetensors; ckpts/model.safetensors for the "
+        "published Space rayli/Puppet-Master)",
     )
     parser.add_argument("--device", default=default("auto"), help="auto (default), cpu, cuda, cuda:1, mps")
     parser.add_argument(

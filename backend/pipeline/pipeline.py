@@ -27,7 +27,6 @@ from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
 from transformers.image_processing_utils import BaseImageProcessor
 
 from ..models import DragConditioning, UNetDragSpatioTemporalModel
-from ..models.checkpoint import DEFAULT_CHECKPOINT_FILENAME
 
 # Size of the CLIP image encoder's input, as SVD's pipeline resizes it.
 CLIP_INPUT_SIZE = (224, 224)
@@ -106,7 +105,7 @@ class PuppetMasterPipeline(DiffusionPipeline):
         cls,
         svd: str | os.PathLike,
         unet: str | os.PathLike,
-        unet_filename: str = DEFAULT_CHECKPOINT_FILENAME,
+        unet_filename: str | None = None,
         *,
         dtype: torch.dtype | None = None,
         variant: str | None = None,
@@ -114,7 +113,8 @@ class PuppetMasterPipeline(DiffusionPipeline):
         cache_dir: str | os.PathLike | None = None,
         token: str | None = None,
     ) -> PuppetMasterPipeline:
-        """SVD img2vid components (a folder or hub id) plus a Puppet-Master UNet checkpoint (file, folder or hub id).
+        """SVD img2vid components (a folder or hub id) plus a Puppet-Master UNet checkpoint (file, folder or hub id;
+        ``unet_filename`` None = the source's default, e.g. ``ckpts/model.safetensors`` for ``rayli/Puppet-Master``).
 
         ``unet`` may also be a folder saved with ``save_pretrained`` (it holds a ``config.json``).
         """

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..engines.config import DEFAULT_UNET_FILENAME, EngineConfig
+from ..engines.config import EngineConfig
 from ..paths import puppet_master_home
 
 EngineChoice = Literal["auto", "puppet-master", "preview"]
@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
     model: Path | None = None
     svd: str | None = None
     unet: str | None = None
-    unet_filename: str = DEFAULT_UNET_FILENAME
+    unet_filename: str | None = None
     device: str = "auto"
     dtype: str = "auto"
     cpu_offload: bool = False
