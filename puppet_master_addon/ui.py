@@ -109,11 +109,11 @@ class PUPPET_UL_results(bpy.types.UIList):
         flt_flag: int = 0,
     ) -> None:
         # Short enough for the default Sidebar width; variations of one job differ by "v2", "v3".
+        # One label, short enough for the default Sidebar width (two labels split it and cut both);
+        # the icon tells the preview engine from the model, "v2" tells variations of one job apart.
         variation = f" v{item.variation}" if item.variation > 1 else ""
-        engine = "preview" if item.engine == "preview" else "model"
         icon = "SEQUENCE" if item.engine != "preview" else "IMAGE_DATA"
-        layout.label(text=f"{item.created[11:16]} {engine}{variation}", icon=icon)
-        layout.label(text=f"seed {item.seed}")
+        layout.label(text=f"{item.created[11:16]}{variation}  seed {item.seed}", icon=icon)
 
 
 class VIEW3D_PT_puppet_master(PuppetPanel, bpy.types.Panel):

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = REPO / "tests" / "gui"
 CACHE = Path(os.environ.get("PUPPET_GUI_CACHE", Path.home() / ".cache" / "puppet-master-gui"))
-SCENARIOS = ("generate_undo", "drawing", "cancel", "backend_down")
+SCENARIOS = ("generate_undo", "drawing", "cancel", "backend_down", "pictures")
 SCREEN = "1600x1000x24"
 BLENDER_TIMEOUT_S = 300
 GPU_TEXTURE_ERROR = "GPUTexture: Blender Texture Not Loaded!"

@@ -29,6 +29,7 @@ from gui_support import (  # noqa: E402
     override,
     prepare_scene,
     region_of,
+    report,
     run,
     runtime_job,
     set_backend,
@@ -261,26 +262,27 @@ def backend_job(job_id: str) -> dict:
     return requests.get(f"{URL}/v1/jobs/{job_id}", timeout=5).json()
 
 
-def cancel_in_phase(phase: str, label: str) -> Steps:
-    """Generate; press Cancel once the backend reports ``phase``: it must end cancelled, the scene unchanged."""
+def cancel_in_phase(phases: set[str], label: str) -> Steps:
+    """Generate; press Cancel once the backend reports one of ``phases``: it must end cancelled, the scene unchanged."""
     before = counts()
     press_generate()
     job_id, seen = "", []
-    yield 0.2
     while runtime_job() is not None and not job_id:
         job_id = runtime_job().runner.snapshot().job_id
-        yield 0.05
+        yield 0.01
     while runtime_job() is not None:
         state = backend_job(job_id)
-        seen.append(state.get("phase") or state.get("status"))
-        if state.get("phase") == phase:
+        now = state.get("phase") or state.get("status")
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        if state.get("phase") in phases:
             with override():
                 bpy.ops.puppet.cancel()
             break
-        yield 0.02
+        yield 0.01
     yield from wait_for_job_end()
     final = backend_job(job_id) if job_id else {}
-    check(f"cancel while {label}: pressed in that phase", seen and seen[-1] == phase, sorted(set(map(str, seen))))
+    check(f"cancel while {label}: pressed in that phase", seen and seen[-1] in phases, seen)
     check(f"cancel while {label}: the backend ends cancelled", final.get("status") == "cancelled", final.get("status"))
     check(f"cancel while {label}: the scene is unchanged", counts() == before, f"{before} -> {counts()}")
     log = info_log()
@@ -293,9 +295,10 @@ def scenario_cancel() -> Steps:
     bpy.ops.puppet.add_drag(start=(0.5, 0.3), end=(0.6, 0.2))
     s = settings()
     s.num_frames, s.capture_resolution = 32, 1024
-    yield from cancel_in_phase("sampling", "sampling")
+    # the preview engine samples for a fraction of a second; its un-crop ("decoding") lasts seconds
+    yield from cancel_in_phase({"encoding", "sampling", "decoding"}, "the engine runs")
     s.num_videos, s.capture_resolution = 4, 2048
-    yield from cancel_in_phase("writing", "writing")
+    yield from cancel_in_phase({"writing"}, "writing the files")
     shot("cancelled")
 
 
@@ -321,11 +324,51 @@ def scenario_backend_down() -> Steps:
     check("Check with the backend down: the reason reaches the Info log", log.count("Cannot reach") >= 2, log[-400:])
 
 
+def scenario_pictures() -> Steps:
+    """The pictures in docs/images: the panel with two drags drawn, the overlay, the imported result."""
+    yield from prepare_scene()
+    _, area, region = view3d()
+    sidebar = region_of(area, "UI")
+    # the tabs run down the Sidebar's right edge: Item, Tool, View, then this add-on's
+    for y in range(sidebar.y + sidebar.height - 200, sidebar.y + sidebar.height - 400, -20):
+        yield from click(sidebar.x + sidebar.width - 10, y)
+        if sidebar.active_panel_category == "Puppet Master":
+            break
+    check("the Puppet Master tab is shown", sidebar.active_panel_category == "Puppet Master",
+          sidebar.active_panel_category)  # fmt: skip
+    yield from draw_two_drags()
+    x, y = window_point(lid_corner())
+    yield from key("RET", x, y)
+    move(region.x + 40, region.y + 40)
+    yield 1.0
+    report["rects"] = {
+        "window": [0, 0, window_size()[0], window_size()[1]],
+        "view": [region.x, region.y, region.width, region.height],
+        "sidebar": [sidebar.x, sidebar.y, sidebar.width, sidebar.height],
+    }
+    shot("drags")
+    settings().import_opacity = 0.8
+    press_generate()
+    yield 1.0
+    shot("generating")
+    yield from wait_for_job_end()
+    check("the result was imported", counts()["backgrounds"] == 1, counts())
+    bpy.context.scene.frame_set(14)
+    yield 1.5
+    shot("result")
+
+
+def window_size() -> tuple[int, int]:
+    win = bpy.context.window_manager.windows[0]
+    return win.width, win.height
+
+
 SCENARIOS = {
     "generate_undo": scenario_generate_undo,
     "drawing": scenario_drawing,
     "cancel": scenario_cancel,
     "backend_down": scenario_backend_down,
+    "pictures": scenario_pictures,
 }
 
 
