@@ -9,6 +9,7 @@ import sys
 from . import __version__, fetch_weights, generate, selfcheck, serve
 from .data import curate, drags, render
 from .evaluation import evaluate
+from .motion import command as track
 from .training import cache, train
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_parser(subparsers)
     drags.add_parser(subparsers)
     curate.add_parser(subparsers)
+    track.add_parser(subparsers)
     return parser
 
 
