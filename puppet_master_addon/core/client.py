@@ -7,6 +7,7 @@ so operators can pass it straight to ``self.report``. One client is used by one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,6 +182,13 @@ class BackendClient:
         """Every frame of every video plus ``record.json``, as zip bytes."""
         timeout = max(self.timeout, _MIN_DOWNLOAD_TIMEOUT_S)
         return self._request("GET", f"/v1/jobs/{job_id}/frames.zip", timeout=timeout).content
+
+    def tracks(self, job_id: str, points: Sequence[Sequence[float]], video: int = 0) -> dict[str, Any]:
+        """``POST /v1/jobs/{id}/tracks``: where ``points`` (frame coordinates on the first frame) are in every
+        frame of a succeeded job's video, with a confidence per point and frame."""
+        payload = {"points": [[float(x), float(y)] for x, y in points], "video": int(video)}
+        timeout = max(self.timeout, _MIN_DOWNLOAD_TIMEOUT_S)  # tracking takes the server a moment
+        return self._json(self._request("POST", f"/v1/jobs/{job_id}/tracks", json=payload, timeout=timeout))
 
     def cancel(self, job_id: str) -> None:
         """``DELETE /v1/jobs/{id}``: cancel a queued or running job (delete a finished one); gone is fine."""
