@@ -85,7 +85,8 @@ def run_generate(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     with tqdm(total=request.steps, desc="generating", unit="step", disable=args.quiet) as bar:
 
-        def progress(step: int, total: int) -> None:
+        def progress(step: int, total: int, phase: str = "sampling") -> None:
+            bar.set_description(phase)
             bar.total = total
             bar.update(step - bar.n)
 

@@ -110,9 +110,10 @@ def measure(engine: DiffusionEngine, args: argparse.Namespace, device: torch.dev
         torch.cuda.reset_peak_memory_stats(device)
     step_ends: list[float] = []
 
-    def on_step(_step: int, _total: int) -> None:
-        synchronize(device)
-        step_ends.append(time.perf_counter())
+    def on_step(_step: int, _total: int, phase: str = "sampling") -> None:
+        if phase == "sampling":
+            synchronize(device)
+            step_ends.append(time.perf_counter())
 
     started = time.perf_counter()
     result = engine.generate(request(args, steps=args.steps), progress=on_step)

@@ -156,8 +156,12 @@ def engine_request(**overrides) -> GenerationRequest:
 def test_engine_result_is_aligned_with_the_input_image(tiny_model_dir) -> None:
     engine = DiffusionEngine.from_config(EngineConfig(model=str(tiny_model_dir), device="cpu", dtype="fp32"))
     steps_seen = []
-    result = engine.generate(engine_request(num_videos=2), progress=lambda s, t: steps_seen.append((s, t)))
-    assert steps_seen == [(s, STEPS) for s in range(1, STEPS + 1)]
+    result = engine.generate(
+        engine_request(num_videos=2), progress=lambda s, t, phase="sampling": steps_seen.append((s, t, phase))
+    )
+    # phases in order: encoding, each sampling step, decoding (a slow decode is not a hang at 100%)
+    sampling = [(s, STEPS, "sampling") for s in range(1, STEPS + 1)]
+    assert steps_seen == [(0, STEPS, "encoding"), *sampling, (STEPS, STEPS, "decoding")]
     assert [video.shape for video in result.videos] == [(14, 72, 96, 4)] * 2
     assert [crop.shape for crop in result.crops] == [(14, 64, 64, 3)] * 2
     assert result.seed == 7 and result.engine == "puppet-master"
@@ -175,9 +179,10 @@ def test_engine_cancel_between_steps(tiny_model_dir) -> None:
     cancel = threading.Event()
     progress = []
 
-    def on_progress(step: int, total: int) -> None:
-        progress.append(step)
-        cancel.set()
+    def on_progress(step: int, total: int, phase: str = "sampling") -> None:
+        if phase == "sampling":
+            progress.append(step)
+            cancel.set()
 
     with pytest.raises(Cancelled):
         engine.generate(engine_request(steps=20), progress=on_progress, cancel=cancel)

@@ -118,12 +118,16 @@ class DiffusionEngine:
         def on_step_end(pipe: PuppetMasterPipeline, step: int, _t: torch.Tensor, tensors: dict) -> dict:
             if progress is not None:
                 progress(step + 1, request.steps)
+                if step + 1 == request.steps:  # the VAE decode follows the last step
+                    progress(request.steps, request.steps, "decoding")
             if cancel is not None and cancel.is_set():
                 pipe.interrupt = True
             return tensors
 
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled before it started")
+        if progress is not None:
+            progress(0, request.steps, "encoding")  # CLIP and VAE encode the image, drags are prepared
         output = self.pipeline(
             inputs.image,
             inputs.drags,
