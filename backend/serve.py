@@ -6,8 +6,16 @@ import argparse
 import logging
 from typing import Any
 
+from pydantic import ValidationError
+
 from .engines.config import add_engine_arguments
-from .service.settings import DEFAULT_HOST, DEFAULT_PORT, ServiceSettings, default_results_dir
+from .service.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServiceSettings,
+    default_results_dir,
+    describe_settings_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +37,8 @@ _FIELDS = (
     "max_queue",
     "keep_hours",
     "keep_gb",
+    "max_job_pixels",
+    "max_connections",
 )
 
 
@@ -49,21 +59,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--keep-gb", type=float, help="delete the oldest results beyond this size (default 10; 0 = no limit)"
     )
+    parser.add_argument(
+        "--max-job-pixels",
+        type=int,
+        help="largest job output, width x height x frames x videos (default 134217728 = 1024x1024x32x4)",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, help="open connections served at once (default 128; capped by ulimit -n)"
+    )
     parser.set_defaults(handler=_handle)
 
 
 def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
-    """ServiceSettings from the flags given, the environment, and the defaults, in that order."""
+    """ServiceSettings from the flags given, the environment, and the defaults, in that order.
+
+    ValueError, in one sentence naming the flag, for a value the service cannot run with.
+    """
     given: dict[str, Any] = {name: getattr(args, name) for name in _FIELDS if getattr(args, name, None) is not None}
-    return ServiceSettings(**given)
+    try:
+        return ServiceSettings(**given)
+    except ValidationError as error:
+        raise ValueError(describe_settings_error(error)) from None
 
 
 def _handle(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .service import create_app
+    from .service.logs import install_repeat_filter
+    from .service.server import uvicorn_options
 
     settings = settings_from_args(args)
+    install_repeat_filter()  # a fault that hits every request is logged a few times, then counted
     # The app refuses an unsafe bind address, then loads the engine on a background thread once it
     # starts, so the port opens at once and GET /v1/health reports the loading; the engine is logged
     # when it is ready.
@@ -83,6 +110,6 @@ def _handle(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,  # use the CLI's logging setup
         access_log=getattr(args, "verbose", False),
-        timeout_graceful_shutdown=5,  # event streams of queued jobs must not hold up Ctrl+C
+        **uvicorn_options(settings),  # deadlines, the connection cap (backend.service.protocol)
     )
     return 0

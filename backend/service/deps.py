@@ -1,4 +1,8 @@
-"""Dependencies as ``Annotated`` aliases, so routes read clearly and tests can override them."""
+"""Dependencies as ``Annotated`` aliases, so routes read clearly and tests can override them.
+
+They are ``async def`` although they do not wait: FastAPI runs a plain ``def`` dependency on the shared
+thread pool, and ``/v1/health`` must answer even while every thread of it is busy.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .errors import ApiError
+from .intake import Intake
 from .loading import EngineLoader
 from .registry import JOB_ID_PATTERN, Job, JobRegistry
 from .settings import ServiceSettings
@@ -16,24 +21,28 @@ from .storage import ResultStore
 from .worker import Worker
 
 
-def get_settings(request: Request) -> ServiceSettings:
+async def get_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings
 
 
-def get_worker(request: Request) -> Worker:
+async def get_worker(request: Request) -> Worker:
     return request.app.state.worker
 
 
-def get_registry(request: Request) -> JobRegistry:
+async def get_registry(request: Request) -> JobRegistry:
     return request.app.state.registry
 
 
-def get_store(request: Request) -> ResultStore:
+async def get_store(request: Request) -> ResultStore:
     return request.app.state.store
 
 
-def get_loader(request: Request) -> EngineLoader:
+async def get_loader(request: Request) -> EngineLoader:
     return request.app.state.loader
+
+
+async def get_intake(request: Request) -> Intake:
+    return request.app.state.intake
 
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
@@ -41,11 +50,12 @@ WorkerDep = Annotated[Worker, Depends(get_worker)]
 RegistryDep = Annotated[JobRegistry, Depends(get_registry)]
 StoreDep = Annotated[ResultStore, Depends(get_store)]
 LoaderDep = Annotated[EngineLoader, Depends(get_loader)]
+IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 _bearer = HTTPBearer(auto_error=False, description="The token given to `puppet-master serve --token`.")
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -69,7 +79,7 @@ JobIdPath = Annotated[
 ]
 
 
-def get_job(job_id: JobIdPath, registry: RegistryDep) -> Job:
+async def get_job(job_id: JobIdPath, registry: RegistryDep) -> Job:
     """The job named in the path; 404 when there is none (never ran, deleted, or pruned)."""
     job = registry.get(job_id)
     if job is None:

@@ -1,12 +1,14 @@
 """Error responses: every one is ``{"detail": [{"field": ..., "message": ...}]}`` and names the field at fault.
 
-Validation errors become a readable 422, HTTP errors keep their status, and anything else is a
-server bug: a 500 whose details go to the log, never to the client.
+Validation errors become a readable 422, HTTP errors keep their status, faults of the server itself
+(a full disk, no file handles, no memory: :mod:`.faults`) become 507/503 saying so, and anything else
+is a server bug: a 500 whose details go to the log, never to the client.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import faults
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +110,30 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse(status_code=exc.status_code, content=error_body([(field, message)]), headers=exc.headers)
 
 
+def fault_response(fault: faults.ServiceFault) -> JSONResponse:
+    """The response for a fault of the server: its status, reason and Retry-After."""
+    return JSONResponse(status_code=fault.status, content=error_body([(None, fault.message)]), headers=fault.headers)
+
+
+async def _service_fault(request: Request, exc: faults.ServiceFault) -> JSONResponse:
+    logger.warning("%s %s: %s", request.method, request.url.path, exc.reason)
+    return fault_response(exc)
+
+
+async def _resource_error(request: Request, exc: Exception) -> JSONResponse:
+    """An OSError, MemoryError or sqlite3 error out of a route: the server's storage or resources failed.
+
+    One line in the log, no traceback: a disk that fills up fails every request alike, and a
+    traceback each time would flood the log (and fill the disk further).
+    """
+    fault = faults.classify(exc)
+    logger.error("%s %s: %s (%s)", request.method, request.url.path, fault.reason, faults.describe(exc))
+    return fault_response(fault)
+
+
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    # Starlette re-raises the error after this response, and uvicorn logs it with its traceback.
+    logger.error("unhandled error in %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return JSONResponse(
         status_code=500, content=error_body([(None, "internal server error; the details are in the server's log")])
     )
@@ -117,5 +143,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers above on ``app``."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(faults.ServiceFault, _service_fault)
+    for kind in (OSError, MemoryError, sqlite3.Error):
+        app.add_exception_handler(kind, _resource_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)

@@ -3,6 +3,10 @@
 The worker thread changes jobs and request handlers read them, so every change goes through
 :meth:`JobRegistry.update`, under one lock, and bumps the job's ``version``; server-sent-event streams
 wait on the :class:`ChangeFeed` (woken from the worker thread) instead of polling.
+
+A finished job whose record is on disk keeps only a small summary in memory (:meth:`Job.slim`): its
+settings (up to 5000 drag points) and result are read back from ``record.json`` when asked for, so
+memory does not grow with the finished jobs kept for a week.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
-from ..engines import GenerationRequest
 from .schemas import (
     CropBoxPublic,
     JobPublic,
@@ -45,6 +49,14 @@ def is_job_id(value: str) -> bool:
     return bool(_JOB_ID_RE.fullmatch(value))
 
 
+# Finished jobs share one set event for ``cancel`` and ``done``: nothing waits on them or sets them any more.
+_FINISHED_EVENT = threading.Event()
+_FINISHED_EVENT.set()
+
+# Reads a finished job's record from disk (ResultStore.read_record).
+RecordReader = Callable[[str], dict[str, Any]]
+
+
 def _datetime(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=UTC)
 
@@ -55,17 +67,19 @@ class Job:
 
     Attributes:
         id: the job id (see :func:`new_job_id`).
-        settings: the submitted settings, without the image.
-        request: what the engine gets; dropped once the job has finished, to free the image.
-        result: a succeeded job's metadata (engine, seed, crop box, sizes, which files exist).
+        settings: the submitted settings, without the image (which waits in the journal); None once the
+            job is finished and slimmed (the record on disk has them).
+        result: a succeeded job's metadata (engine, seed, crop box, sizes, which files exist); once
+            slimmed, only what serving its files needs (see :meth:`slim`).
         phase: what a running job is doing (encoding, sampling, decoding, writing); None otherwise.
         cancel: set to ask the engine to stop between steps; honoured until the results are committed.
+        committing: the results are being made durable; a cancel is too late from then on.
+        done: set once the job is finished (its record written, or writing it failed).
         version: bumped on every change; server-sent events compare it.
     """
 
     id: str
-    settings: JobSettings
-    request: GenerationRequest | None = None
+    settings: JobSettings | None
     status: JobStatus = JobStatus.queued
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
@@ -77,14 +91,44 @@ class Job:
     timings: JobTimings = field(default_factory=JobTimings)
     result: dict[str, Any] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    committing: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
     version: int = 0
+
+    @property
+    def slimmed(self) -> bool:
+        """True when the job's full record lives on disk only."""
+        return self.settings is None
+
+    def slim(self) -> None:
+        """Drop what the record on disk holds, keeping what listing, pruning and serving files need.
+
+        Call under the registry lock, once the job's record is durable.
+        """
+        result, settings = self.result, self.settings
+        if settings is None:
+            return
+        if result is not None:
+            self.result = {
+                "num_videos": result["num_videos"],
+                "num_frames": result["num_frames"],
+                "gif": list(result.get("gif", [])),
+                "mp4": list(result.get("mp4", [])),
+                "requested": {"gif": settings.output.gif, "mp4": settings.output.mp4},
+            }
+        self.settings = None
+        self.timings = JobTimings()
+        self.cancel = _FINISHED_EVENT
+        self.done = _FINISHED_EVENT
 
     @property
     def url(self) -> str:
         return f"/v1/jobs/{self.id}"
 
     def to_public(self, queue_position: int | None = None) -> JobPublic:
-        """The API view of the job. Call under the registry lock for a consistent snapshot."""
+        """The API view of the job. Call under the registry lock for a consistent snapshot; not for a slimmed job."""
+        if self.settings is None:
+            raise ValueError(f"job {self.id} is slimmed: read its record (JobRegistry.public)")
         return JobPublic(
             id=self.id,
             url=self.url,
@@ -132,6 +176,8 @@ class Job:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record written next to the job's files; :meth:`from_record` reads it back."""
+        if self.settings is None:
+            raise ValueError(f"job {self.id} is slimmed: its record is on disk")
         return {
             "format": RECORD_FORMAT,
             "backend_version": __version__,
@@ -214,12 +260,16 @@ class ChangeFeed:
 
 
 class JobRegistry:
-    """All known jobs by id (queued, running and finished), guarded by one lock."""
+    """All known jobs by id (queued, running and finished), guarded by one lock.
 
-    def __init__(self) -> None:
+    ``read_record`` reads a finished job's record from disk, for the jobs kept slim in memory.
+    """
+
+    def __init__(self, read_record: RecordReader | None = None) -> None:
         self.lock = threading.RLock()
         self.feed = ChangeFeed()
         self._jobs: dict[str, Job] = {}
+        self._read_record = read_record
 
     def add(self, job: Job) -> None:
         with self.lock:
@@ -243,6 +293,18 @@ class JobRegistry:
                 setattr(job, name, value)
             job.version += 1
         self.feed.notify()
+
+    def public(self, job: Job, queue_position: Callable[[Job], int | None] | None = None) -> JobPublic:
+        """The API view of ``job``: from memory while it is active, from its record on disk once slimmed.
+
+        FileNotFoundError when a slimmed job's record is gone (deleted or pruned meanwhile).
+        """
+        with self.lock:
+            if not job.slimmed:
+                return job.to_public(queue_position(job) if queue_position else None)
+        if self._read_record is None:
+            raise FileNotFoundError(job.id)
+        return Job.from_record(self._read_record(job.id)).to_public()
 
     def recent(self, limit: int) -> list[Job]:
         """Up to ``limit`` jobs, newest first."""

@@ -1,14 +1,67 @@
-"""Run the app under uvicorn on a background thread: for tests, benchmarks and embedding."""
+"""uvicorn, configured from the service's settings (deadlines, connection cap); and a background server for
+tests, benchmarks and embedding."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from .protocol import ConnectionLimits, guarded_protocol
+from .settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+# Open files the service needs besides its connections: the journal, frames being written in parallel,
+# downloads being read, ffmpeg's pipes, the engine's files, Python's own imports.
+FILES_RESERVED = 48
+# Largest request head (request line and headers) read into memory; h11's own default.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+def open_file_limit() -> int | None:
+    """The process's soft limit on open files, or None where there is none to read (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def connection_limits(settings: ServiceSettings) -> ConnectionLimits:
+    """The deadlines and the connection cap, lowered so connections cannot use up the open-file limit."""
+    cap = settings.max_connections
+    limit = open_file_limit()
+    if limit is not None and cap > limit - FILES_RESERVED:
+        cap = max(4, limit - FILES_RESERVED)
+        logger.warning(
+            "serving at most %d connections: the open-file limit is %d (raise it with `ulimit -n` for more)",
+            cap,
+            limit,
+        )
+    return ConnectionLimits(
+        head_timeout_s=settings.head_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        send_timeout_s=settings.send_timeout_s,
+        max_connections=cap,
+    )
+
+
+def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
+    """The uvicorn options every way of running the service uses."""
+    return {
+        "http": guarded_protocol(connection_limits(settings)),
+        "timeout_keep_alive": settings.keep_alive_s,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "timeout_graceful_shutdown": 5,  # event streams of queued jobs must not hold up Ctrl+C
+    }
 
 
 class BackgroundServer:
@@ -25,7 +78,8 @@ class BackgroundServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        settings: ServiceSettings = getattr(app.state, "settings", None) or ServiceSettings()
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options(settings))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name="uvicorn", daemon=True

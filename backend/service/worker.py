@@ -4,11 +4,18 @@ Request handlers only enqueue jobs and read them; the engine (and the GPU behind
 this thread alone, one job at a time. Jobs queue while the engine loads; the thread starts on them
 once it is ready (or fails each with the load error). A job that fails, for whatever reason, is
 marked failed with a readable message and the thread goes on with the next one.
+
+Every accepted job is in the journal (:mod:`.journal`) before its 202, with its image; the worker
+reads the image from there when the job starts, so a waiting job holds no pixels in memory, and a
+restarted service runs again what a crash or a shutdown interrupted. A job becomes finished only
+once its record is durable on disk (:meth:`Worker._finish`); the journal forgets it after that.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import enum
 import gc
 import logging
 import math
@@ -17,17 +24,28 @@ import sys
 import threading
 import time
 
-from ..engines import Cancelled, Engine, GenerationResult
+import numpy as np
+from pydantic import ValidationError
+
+from ..engines import Cancelled, Engine, GenerationRequest, GenerationResult
 from ..engines.base import SAMPLING
+from . import faults
+from .errors import ApiError
+from .images import open_image
+from .journal import JobJournal
 from .loading import EngineLoader, LoadState
 from .registry import Job, JobRegistry
-from .schemas import JobStatus
+from .schemas import JobSettings, JobStatus
 from .schemas.jobs import JobPhase
 from .storage import PruneLimits, ResultStore
 
 logger = logging.getLogger(__name__)
 
 _RECENT_DURATIONS = 20
+# A job that was running when the service died this many times is failed rather than started again:
+# it may be what kills the service (the out-of-memory killer, a driver crash).
+MAX_ATTEMPTS = 3
+INTERRUPTED = "interrupted by a restart"
 
 
 class QueueFull(Exception):
@@ -42,10 +60,11 @@ class JobQueue:
         self._jobs: collections.deque[Job] = collections.deque()
         self._ready = threading.Condition()
 
-    def put(self, job: Job) -> int:
-        """Append ``job``; return its 1-based position. QueueFull when the queue is full."""
+    def put(self, job: Job, force: bool = False) -> int:
+        """Append ``job``; return its 1-based position. QueueFull when the queue is full (unless ``force``:
+        jobs accepted before a restart are owed their run, whatever the limit is now)."""
         with self._ready:
-            if len(self._jobs) >= self.max_size:
+            if len(self._jobs) >= self.max_size and not force:
                 raise QueueFull(f"{len(self._jobs)} jobs are waiting already (the limit is {self.max_size})")
             self._jobs.append(job)
             self._ready.notify()
@@ -97,7 +116,9 @@ def release_memory() -> None:
 
 def describe_failure(error: BaseException) -> str:
     """A message a user can act on for an exception raised inside the engine."""
-    text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and faults.is_server_fault(error):
+        return f"generation failed: {faults.classify(error).reason}"
+    text = (faults.describe(error) if isinstance(error, OSError) else str(error)).strip() or type(error).__name__
     if isinstance(error, MemoryError) or "out of memory" in text.lower():
         return (
             f"the engine ran out of memory ({text}); try fewer videos (num_videos), fewer frames or a smaller "
@@ -108,10 +129,36 @@ def describe_failure(error: BaseException) -> str:
     return f"generation failed: {type(error).__name__}: {text}"
 
 
+class CancelOutcome(enum.Enum):
+    """What a cancel request achieved."""
+
+    cancelled = "cancelled"  # the job was waiting: it is cancelled now
+    requested = "requested"  # the job runs: it stops at its next step and ends cancelled
+    too_late = "too late"  # the job is committing its results: it will finish as it is
+    finished = "finished"  # the job had ended already
+
+
+def generation_request(settings: JobSettings, image_bytes: bytes) -> GenerationRequest:
+    """What the engine gets for a job: its settings and the submitted image, decoded again from the journal."""
+    image = open_image(image_bytes, max_side=None, needs_object=settings.crop_scale is not None)
+    return GenerationRequest(
+        image=image,
+        drags=[np.asarray(drag, dtype=np.float64) for drag in settings.drags],
+        num_frames=settings.frames,
+        steps=settings.steps,
+        guidance_scale=settings.guidance,
+        seed=settings.seed,
+        num_videos=settings.num_videos,
+        crop_scale=settings.crop_scale,
+        ease=settings.ease,
+    )
+
+
 class Worker:
     """Owns the engine; runs queued jobs one at a time on its own thread, writes results, prunes old ones.
 
     ``loader`` provides the engine; the thread waits for it to finish loading before it takes a job.
+    ``journal`` keeps every unfinished job, durably, with its image.
     """
 
     def __init__(
@@ -119,16 +166,19 @@ class Worker:
         loader: EngineLoader,
         store: ResultStore,
         registry: JobRegistry,
+        journal: JobJournal,
         max_queue: int,
         limits: PruneLimits,
     ) -> None:
         self.loader = loader
         self.store = store
         self.registry = registry
+        self.journal = journal
         self.limits = limits
         self.queue = JobQueue(max_queue)
         self.running: Job | None = None
         self._stop = threading.Event()
+        self._interrupted: set[str] = set()  # jobs stopped by a shutdown, not by their client
         self._thread = threading.Thread(target=self._loop, name="puppet-master-worker", daemon=True)
         self._durations: collections.deque[float] = collections.deque(maxlen=_RECENT_DURATIONS)
 
@@ -147,25 +197,53 @@ class Worker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, job: Job) -> int:
-        """Register and enqueue ``job``; return its queue position. QueueFull when the queue is full."""
+    def submit(self, job: Job, image_bytes: bytes) -> int:
+        """Write ``job`` and its image to the journal (durably), then enqueue it; its queue position.
+
+        QueueFull when the queue is full; ServiceFault when the journal cannot be written (a full or
+        read-only disk): then the job was not accepted, and nothing of it remains.
+        """
+        if len(self.queue) >= self.queue.max_size:  # before the write: a full queue costs no disk
+            raise QueueFull(f"{len(self.queue)} jobs are waiting already (the limit is {self.queue.max_size})")
+        settings = job.settings.model_dump_json() if job.settings is not None else "{}"
+        try:
+            self.journal.add(job.id, job.created_at, settings, image_bytes)
+        except Exception as error:  # noqa: BLE001 - sqlite3 and OS errors alike are the server's fault
+            raise faults.classify(error, "accepting the job") from None
         self.registry.add(job)
         try:
             return self.queue.put(job)
         except QueueFull:
             self.registry.remove(job.id)
+            self._forget(job.id)
             raise
 
-    def cancel(self, job: Job) -> None:
-        """Cancel a waiting job now, or ask the running one to stop: it ends cancelled unless its results were
-        committed before this call (the check here and the commit share the registry lock: both sides agree)."""
+    def cancel(self, job: Job) -> CancelOutcome:
+        """Cancel a waiting job now, or ask the running one to stop.
+
+        The check here and the worker's commit share the registry lock, so both sides agree: a job
+        asked to stop ends cancelled, and one whose results are being committed answers ``too_late``.
+        """
         if self.queue.remove(job):
             self._finish(job, JobStatus.cancelled, "cancelled before it started")
-            return
+            return CancelOutcome.cancelled
         with self.registry.lock:
-            if not job.status.finished:
-                job.cancel.set()
-                self.registry.update(job)  # cancel_requested shows at once
+            if job.status.finished:
+                return CancelOutcome.finished
+            if job.committing:
+                return CancelOutcome.too_late
+            job.cancel.set()
+            self.registry.update(job)  # cancel_requested shows at once
+            return CancelOutcome.requested
+
+    def delete(self, job: Job) -> None:
+        """Delete a finished job: its folder (a tombstone first: one rename), its journal row, then the job.
+
+        OSError when the disk refuses (read-only): then the job stays, whole, as it was.
+        """
+        self.store.delete(job.id)
+        self._forget(job.id)
+        self.registry.remove(job.id)
 
     def queue_position(self, job: Job) -> int | None:
         return self.queue.position(job) if job.status is JobStatus.queued else None
@@ -176,13 +254,15 @@ class Worker:
         return max(1, math.ceil(typical))
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Cancel the waiting jobs and the running one, and wait for the thread to end."""
+        """Stop the thread; the running job is interrupted and, like the waiting ones, stays in the journal
+        to run when the service starts again."""
         self._stop.set()
-        for job in self.queue.drain():
-            self._finish(job, JobStatus.cancelled, "the server shut down before the job ran")
         running = self.running
         if running is not None:
-            running.cancel.set()
+            with self.registry.lock:
+                if not running.cancel.is_set() and not running.committing:
+                    self._interrupted.add(running.id)
+                    running.cancel.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -191,15 +271,54 @@ class Worker:
         finished = [
             (job.id, job.finished_at or job.created_at)
             for job in self.registry.recent(len(self.registry))
-            if job.status.finished
+            if job.status.finished and job.slimmed
         ]
         try:
             deleted = self.store.prune(finished, self.limits)
         except OSError as error:
-            logger.warning("pruning old results failed: %s", error)
+            logger.warning("pruning old results failed: %s", faults.describe(error))
             return
         for job_id in deleted:
             self.registry.remove(job_id)
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Take back the jobs the journal holds that did not finish before the service stopped or died.
+
+        Waiting and interrupted jobs are queued again, in the order they were accepted; a job that
+        was running in :data:`MAX_ATTEMPTS` lives of the service, or whose input is gone, fails with
+        a message saying so. A job whose record made it to disk is finished already.
+        """
+        resumed = 0
+        for entry in self.journal.entries():
+            if self.store.has_record(entry.id):
+                self._forget(entry.id)
+                continue
+            try:
+                settings = JobSettings.model_validate_json(entry.settings)
+            except ValidationError as error:
+                logger.error("job %s from before the restart cannot be read back, dropped: %s", entry.id, error)
+                self._forget(entry.id)
+                continue
+            job = Job(id=entry.id, settings=settings, created_at=entry.created_at)
+            self.registry.add(job)
+            if entry.state in (JobStatus.failed.value, JobStatus.cancelled.value):
+                self._finish(job, JobStatus(entry.state), entry.error)
+            elif not entry.has_image:
+                self._finish(job, JobStatus.failed, f"{INTERRUPTED}, and its input was lost; submit it again")
+            elif entry.attempts >= MAX_ATTEMPTS:
+                self._finish(
+                    job,
+                    JobStatus.failed,
+                    f"{INTERRUPTED} each of the {entry.attempts} times it ran (it may be what stops the server); "
+                    "submit it again, perhaps with fewer frames or videos or a smaller image",
+                )
+            else:
+                self.queue.put(job, force=True)
+                resumed += 1
+        if resumed:
+            logger.info("resuming %d job(s) accepted before the restart", resumed)
 
     # -- the worker thread ---------------------------------------------------------------------
 
@@ -210,6 +329,8 @@ class Worker:
             job = self.queue.get(timeout=0.25)
             if job is None:
                 continue
+            if self._stop.is_set():  # taken just as the service stops: it stays in the journal
+                break
             try:
                 self._run(job)
             except Exception:  # a bug here must not kill the only worker
@@ -221,14 +342,26 @@ class Worker:
             self.prune()
 
     def _run(self, job: Job) -> None:
-        request = job.request
-        if job.cancel.is_set() or request is None:
+        if job.cancel.is_set() or job.settings is None:
             self._finish(job, JobStatus.cancelled, "cancelled before it started")
             return
         engine = self.engine
         if engine is None or self.loader.state is not LoadState.ready:
             self._finish(job, JobStatus.failed, self.loader.failure_message())
             return
+        try:
+            image_bytes, _attempt = self.journal.start(job.id)
+            if image_bytes is None:
+                raise ValueError("its image is missing from the journal")
+            request = generation_request(job.settings, image_bytes)
+        except (ValueError, ApiError) as error:
+            self._finish(job, JobStatus.failed, f"its input could not be read back: {error}; submit it again")
+            return
+        except Exception as error:  # noqa: BLE001 - the journal's storage failed
+            reason = faults.classify(error, "reading the job from the journal").reason
+            self._finish(job, JobStatus.failed, f"{reason}; submit it again")
+            return
+        del image_bytes
         self.running = job
         started = time.time()
         timings = job.timings.model_copy(update={"queued": started - job.created_at})
@@ -248,31 +381,44 @@ class Worker:
         failed = False
         try:
             result = engine.generate(request, progress=progress, cancel=job.cancel)
+            del request
             engine_s = time.perf_counter() - clock
             if job.cancel.is_set():
                 raise Cancelled("cancelled after the engine finished")
             self.registry.update(job, phase=JobPhase.writing)
             clock = time.perf_counter()
-            written = self.store.save_outputs(job.id, result, job.settings.output)
+            try:
+                written = self.store.save_outputs(job.id, result, job.settings.output)
+            except OSError as error:
+                raise _NotSaved(faults.classify(error)) from None
             summary = self._summary(engine, result, written)
-            timings = job.timings.model_copy(
-                update={"engine": engine_s, "write": time.perf_counter() - clock, "stages": dict(result.timings)}
-            )
+            del result
             with self.registry.lock:  # the commit: a cancel that came first wins, one that comes later is refused
                 if job.cancel.is_set():
                     raise Cancelled("cancelled while writing the files")
-                self.registry.update(job, timings=timings, result=summary)
-                self._finish(job, JobStatus.succeeded, None)
+                job.committing = True
+            stages = dict(summary.pop("stages"))
+            write_s = time.perf_counter() - clock
+            self._finish(job, JobStatus.succeeded, None, summary, engine=engine_s, write=write_s, stages=stages)
         except Cancelled:
-            self._discard(job)
-            self._finish(job, JobStatus.cancelled, "cancelled while running")
+            self.store.discard(job.id)
+            if job.id in self._interrupted:
+                self._requeue(job)
+            else:
+                self._finish(job, JobStatus.cancelled, "cancelled while running")
+        except _NotSaved as error:
+            logger.error("job %s: its results could not be saved: %s", job.id, error.fault.reason)
+            self.store.discard(job.id)
+            self._finish(job, JobStatus.failed, _not_saved_message(error.fault))
         except Exception as error:  # noqa: BLE001 - any engine failure fails this job only
             if isinstance(error, ValueError):
                 logger.info("job %s: the engine rejected the input: %s", job.id, error)
+            elif faults.is_server_fault(error):
+                logger.error("job %s failed: %s", job.id, faults.describe(error))
             else:
                 logger.exception("job %s failed", job.id)
             failed = True
-            self._discard(job)
+            self.store.discard(job.id)
             self._finish(job, JobStatus.failed, describe_failure(error))
         if failed:
             # Outside the except block, so the traceback (and the tensors its frames hold) is gone.
@@ -290,21 +436,95 @@ class Worker:
             "num_frames": int(first.shape[0]),
             "num_videos": len(result.videos),
             "image_trajectories": [track.tolist() for track in result.image_trajectories],
+            "stages": dict(result.timings),
             **written,
         }
 
-    def _discard(self, job: Job) -> None:
-        """Remove files a failed or cancelled job may have started writing."""
-        self.store.delete(job.id)
-
-    def _finish(self, job: Job, status: JobStatus, error: str | None) -> None:
-        """Mark ``job`` finished, drop its input image, and write its record."""
-        now = time.time()
-        timings = job.timings.model_copy(update={"total": now - job.created_at})
-        self.registry.update(job, status=status, error=error, finished_at=now, timings=timings, request=None)
-        if status is JobStatus.succeeded:
-            self._durations.append(now - (job.started_at or job.created_at))
+    def _requeue(self, job: Job) -> None:
+        """A job a shutdown interrupted: back to ``queued`` in the journal (the next start runs it)."""
+        self._interrupted.discard(job.id)
         try:
-            self.store.write_record(job.id, job.to_record())
-        except (OSError, TypeError, ValueError) as error:
-            logger.error("job %s: could not write its record: %s", job.id, error)
+            self.journal.requeue(job.id)
+        except Exception as error:  # noqa: BLE001 - it runs again anyway, as an interrupted job
+            logger.warning("job %s: could not mark it queued again: %s", job.id, faults.describe(error))
+        self.registry.update(job, status=JobStatus.queued, phase=None, step=0, cancel=threading.Event())
+
+    def _finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        error: str | None,
+        result: dict | None = None,
+        **timings: object,
+    ) -> None:
+        """Make ``job`` finished: write its record durably, then show it finished, then let the journal forget it.
+
+        A succeeded job whose record cannot be written fails instead (its files are removed), with
+        the reason; a job whose record cannot be written at all stays in the journal, so it is still
+        there, finished, after a restart.
+        """
+        now = time.time()
+        timings["total"] = now - job.created_at
+        final = {
+            "status": status,
+            "error": error,
+            "finished_at": now,
+            "timings": job.timings.model_copy(update=timings),
+            "result": result,
+        }
+        fault = self._write_record(job, final)
+        if fault is not None and status is JobStatus.succeeded:
+            self.store.discard(job.id)
+            final |= {"status": JobStatus.failed, "error": _not_saved_message(fault), "result": None}
+            fault = self._write_record(job, final)
+        if fault is None:
+            self._forget(job.id)
+        else:
+            try:
+                self.journal.keep_finished(job.id, final["status"].value, final["error"])
+            except Exception as journal_error:  # noqa: BLE001 - it is in the journal as unfinished, at worst
+                reason = faults.describe(journal_error)
+                logger.error("job %s: could not note its end in the journal: %s", job.id, reason)
+        done = job.done
+        with self.registry.lock:
+            self.registry.update(job, committing=False, **final)
+            if fault is None:
+                job.slim()
+        done.set()
+        if final["status"] is JobStatus.succeeded and job.started_at is not None:
+            self._durations.append(now - job.started_at)
+
+    def _write_record(self, job: Job, final: dict) -> faults.ServiceFault | None:
+        """Write the record ``job`` will have with the ``final`` changes; the fault when the disk refused."""
+        with self.registry.lock:
+            record = dataclasses.replace(job, **final).to_record()
+        try:
+            self.store.write_record(job.id, record)
+        except OSError as error:
+            fault = faults.classify(error)
+            logger.error("job %s: could not write its record: %s", job.id, fault.reason)
+            return fault
+        return None
+
+    def _forget(self, job_id: str) -> None:
+        """Drop a job from the journal (its record is durable, or it was never accepted)."""
+        try:
+            self.journal.remove(job_id)
+        except Exception as error:  # noqa: BLE001 - a stale row is resolved at the next start
+            logger.warning("job %s: could not remove it from the journal: %s", job_id, faults.describe(error))
+
+
+class _NotSaved(Exception):
+    """The results could not be written; ``fault`` says why."""
+
+    def __init__(self, fault: faults.ServiceFault) -> None:
+        super().__init__(fault.reason)
+        self.fault = fault
+
+
+def _not_saved_message(fault: faults.ServiceFault) -> str:
+    """What a job whose results could not be written reports."""
+    return (
+        f"its results could not be saved: {fault.reason}; free space or fix the folder on the server, "
+        "then submit it again"
+    )

@@ -14,8 +14,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthPublic, summary="Service status, the engine in use or its loading")
-def read_health(loader: LoaderDep, worker: WorkerDep, settings: SettingsDep) -> HealthPublic:
-    """Open without a token, so a client can tell "server down" from "wrong token" (and "still loading")."""
+async def read_health(loader: LoaderDep, worker: WorkerDep, settings: SettingsDep) -> HealthPublic:
+    """Open without a token, so a client can tell "server down" from "wrong token" (and "still loading").
+
+    ``async`` and reading memory only: it runs on the event loop, never waiting for the thread pool
+    that submissions and downloads use.
+    """
     state = loader.state
     engine = loader.engine if state is LoadState.ready else None  # nothing to describe before it is ready
     info = engine.describe() if engine is not None else {}

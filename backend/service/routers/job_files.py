@@ -1,4 +1,4 @@
-"""A succeeded job's files: PNG frames, GIF/MP4 previews and a zip of everything."""
+"""A succeeded job's files: PNG frames, GIF/MP4 previews and a zip of everything (built while it is sent)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from ..deps import JobDep, StoreDep
 from ..errors import ApiError
@@ -33,7 +33,7 @@ def _succeeded_result(job: Job, video: int) -> dict:
         raise ApiError(409, f"job {job.id} is {job.status.value}; its files exist once it has succeeded", "job_id")
     if job.status is not JobStatus.succeeded or job.result is None:
         raise ApiError(404, f"job {job.id} {job.status.value} ({job.error}) and produced no files", "job_id")
-    if video >= job.result["num_videos"]:
+    if video >= job.result["num_videos"]:  # (the slim summary a finished job keeps has these keys)
         raise ApiError(
             404, f"job {job.id} has {job.result['num_videos']} video(s); video {video} does not exist", "video"
         )
@@ -69,7 +69,7 @@ def read_frame(
 def _preview(job: Job, store: StoreDep, video: int, kind: str) -> FileResponse:
     result = _succeeded_result(job, video)
     if video not in result.get(kind, []):
-        requested = getattr(job.settings.output, kind)
+        requested = result["requested"][kind] if "requested" in result else getattr(job.settings.output, kind)
         reason = "could not be written (see the job's record)" if requested else f"was not requested (output.{kind})"
         raise ApiError(
             404, f"the {kind.upper()} of video {video} {reason}", field="video" if requested else f"output.{kind}"
@@ -100,14 +100,18 @@ def read_mp4(job: JobDep, store: StoreDep, video: VideoQuery = 0) -> FileRespons
 
 @router.get(
     "/jobs/{job_id}/frames.zip",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     summary="Every frame of every video, and the JSON record, as a zip",
     responses={**_ERRORS, 200: {"content": {"application/zip": {}}}},
 )
-def read_zip(job: JobDep, store: StoreDep) -> FileResponse:
-    _succeeded_result(job, 0)
+def read_zip(job: JobDep, store: StoreDep) -> StreamingResponse:
+    result = _succeeded_result(job, 0)
     try:
-        path = store.zip_path(job.id)
+        names = store.zip_members(job.id, result["num_videos"], result["num_frames"])
     except FileNotFoundError:
         raise ApiError(404, f"the files of job {job.id} are gone (deleted or pruned)", "job_id") from None
-    return _file(path, "application/zip", "the zip", filename=f"puppet-master-{job.id}.zip")
+    return StreamingResponse(
+        store.zip_stream(job.id, names),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="puppet-master-{job.id}.zip"'},
+    )

@@ -1,6 +1,8 @@
 """Jobs: submit (``POST /v1/jobs``), list, read, follow (server-sent events) and cancel or delete.
 
-Routes only check input, enqueue and read; the worker thread does the work.
+Routes only check input, enqueue and read; the worker thread does the work. Submitting decodes the
+image on the intake's own threads (:mod:`..intake`), so many large submissions at once neither take
+the memory of all their images nor the threads that the other routes and ``/v1/health`` need.
 """
 
 from __future__ import annotations
@@ -9,29 +11,38 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 
-from ...engines import GenerationRequest
-from ..deps import JobDep, LoaderDep, RegistryDep, SettingsDep, StoreDep, WorkerDep
+from ..deps import IntakeDep, JobDep, LoaderDep, RegistryDep, SettingsDep, WorkerDep
 from ..errors import ApiError
 from ..images import decode_image
 from ..loading import LoadState
-from ..registry import Job, new_job_id
+from ..registry import Job, JobRegistry, new_job_id
 from ..schemas import ErrorResponse, JobAccepted, JobCreate, JobList, JobPublic, JobSettings
-from ..worker import QueueFull, Worker
+from ..worker import CancelOutcome, QueueFull, Worker
 
 router = APIRouter(tags=["jobs"])
 
 # Server-sent event streams wake on every job change; this only bounds how long one sleeps.
 _EVENT_WAIT_S = 15.0
+# A DELETE that finds the job committing its results waits this long for it to finish, then deletes it.
+_COMMIT_WAIT_S = 30.0
 
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "Missing or wrong token."},
     404: {"model": ErrorResponse, "description": "No such job."},
     422: {"model": ErrorResponse, "description": "Invalid input; each problem names its field."},
+}
+_SERVER_FAULTS = {
+    503: {
+        "model": ErrorResponse,
+        "description": "The server cannot take it now: busy (see Retry-After), out of file handles or memory, "
+        "a read-only results folder, or an engine that failed to load. The message says which.",
+    },
+    507: {"model": ErrorResponse, "description": "The server's results disk is full."},
 }
 
 
@@ -42,46 +53,44 @@ _ERRORS = {
     summary="Submit a generation job",
     responses={
         **_ERRORS,
-        413: {"model": ErrorResponse, "description": "Body or image too large."},
+        413: {"model": ErrorResponse, "description": "Body or image too large, or the job's output over the limit."},
         429: {"model": ErrorResponse, "description": "Queue full; retry after the Retry-After header's seconds."},
-        503: {
-            "model": ErrorResponse,
-            "description": "The engine failed to load; the message says why. Jobs are refused until a restart.",
-        },
+        **_SERVER_FAULTS,
     },
 )
-def create_job(
-    body: JobCreate, worker: WorkerDep, loader: LoaderDep, settings: SettingsDep, response: Response
+async def create_job(
+    body: JobCreate, worker: WorkerDep, loader: LoaderDep, settings: SettingsDep, intake: IntakeDep, response: Response
 ) -> JobAccepted:
-    """Check the image and settings, queue the job and return its id at once (the work happens later).
+    """Check the image and settings, write the job down (durably) and queue it; return its id at once.
 
-    While the engine is still loading the job is accepted and waits in the queue like any other.
+    While the engine is still loading the job is accepted and waits in the queue like any other. A
+    202 means the job is on disk: it runs even if the server restarts before it does.
     """
     if loader.state is LoadState.failed:  # no engine will ever run it: say why now, not after a wait
         raise ApiError(503, loader.failure_message())
     if len(worker.queue) >= worker.queue.max_size:  # answer before decoding an image that cannot be queued
         raise _queue_full(worker, f"{worker.queue.max_size} jobs are waiting already")
-    image = decode_image(body.image, settings.max_image_side, needs_object=body.crop_scale is not None)
-    request = GenerationRequest(
-        image=image,
-        drags=[np.asarray(drag, dtype=np.float64) for drag in body.drags],
-        num_frames=body.frames,
-        steps=body.steps,
-        guidance_scale=body.guidance,
-        seed=body.seed,
-        num_videos=body.num_videos,
-        crop_scale=body.crop_scale,
-        ease=body.ease,
-    )
-    job_settings = JobSettings(
-        **body.model_dump(exclude={"image", "output"}),
-        output=body.output,
-        image_width=image.width,
-        image_height=image.height,
-    )
-    job = Job(id=new_job_id(), settings=job_settings, request=request)
+
+    def accept() -> tuple[Job, int]:
+        raw, image = decode_image(
+            body.image,
+            settings.max_image_side,
+            needs_object=body.crop_scale is not None,
+            images_per_job=body.frames * body.num_videos,
+            max_job_pixels=settings.max_job_pixels,
+        )
+        job_settings = JobSettings(
+            **body.model_dump(exclude={"image", "output"}),
+            output=body.output,
+            image_width=image.width,
+            image_height=image.height,
+        )
+        del image  # the worker decodes it again from the journal when the job starts
+        job = Job(id=new_job_id(), settings=job_settings)
+        return job, worker.submit(job, raw)
+
     try:
-        position = worker.submit(job)
+        job, position = await intake.decode(accept)
     except QueueFull as error:
         raise _queue_full(worker, str(error)) from None
     response.headers["Location"] = job.url
@@ -96,19 +105,30 @@ def _queue_full(worker: Worker, reason: str) -> ApiError:
     return ApiError(429, f"the queue is full ({reason}); retry in about {wait} s", headers={"Retry-After": str(wait)})
 
 
+def public_view(job: Job, registry: JobRegistry, worker: Worker) -> JobPublic:
+    """The job as the API shows it; 404 when a finished job's record went away meanwhile."""
+    try:
+        return registry.public(job, worker.queue_position)
+    except FileNotFoundError:
+        raise ApiError(404, f"no job {job.id}; it was deleted or pruned", field="job_id") from None
+
+
 @router.get("/jobs", response_model=JobList, summary="Recent jobs, newest first", responses=_ERRORS)
 def list_jobs(registry: RegistryDep, worker: WorkerDep, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> JobList:
-    jobs = registry.recent(limit)
-    with registry.lock:
-        return JobList(jobs=[job.to_public(worker.queue_position(job)) for job in jobs])
+    views = []
+    for job in registry.recent(limit):
+        try:
+            views.append(registry.public(job, worker.queue_position))
+        except FileNotFoundError:
+            continue  # deleted or pruned while listing
+    return JobList(jobs=views)
 
 
 @router.get(
     "/jobs/{job_id}", response_model=JobPublic, summary="A job's status, progress and result", responses=_ERRORS
 )
 def read_job(job: JobDep, registry: RegistryDep, worker: WorkerDep) -> JobPublic:
-    with registry.lock:
-        return job.to_public(worker.queue_position(job))
+    return public_view(job, registry, worker)
 
 
 @router.delete(
@@ -116,24 +136,30 @@ def read_job(job: JobDep, registry: RegistryDep, worker: WorkerDep) -> JobPublic
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobPublic,
     summary="Cancel a queued or running job, or delete a finished one",
-    responses={**_ERRORS, 204: {"description": "The finished job and its files were deleted."}},
+    responses={
+        **_ERRORS,
+        204: {"description": "The finished job and its files were deleted."},
+        **_SERVER_FAULTS,
+    },
 )
-def delete_job(job: JobDep, registry: RegistryDep, worker: WorkerDep, store: StoreDep) -> JobPublic | Response:
-    """A queued job is cancelled at once; a running one stops at its next step (202 either way, with the
-    job as it is now). A finished job is deleted with its files (204)."""
-    with registry.lock:
-        finished = job.status.finished
-        if finished:
-            registry.remove(job.id)
-    if finished:
-        store.delete(job.id)
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-    worker.cancel(job)
-    with registry.lock:
-        return JSONResponse(
-            status_code=status.HTTP_202_ACCEPTED,
-            content=job.to_public(worker.queue_position(job)).model_dump(mode="json"),
+def delete_job(job: JobDep, registry: RegistryDep, worker: WorkerDep) -> JobPublic | Response:
+    """A queued job is cancelled at once (202, status ``cancelled``); a running one stops at its next step
+    (202 with ``cancel_requested: true``: it will end ``cancelled``). A finished job is deleted with its
+    files (204). A job already committing its results when the request comes cannot be cancelled any
+    more: it is let finish, then deleted (204), as a finished one."""
+    outcome = worker.cancel(job)
+    if outcome is CancelOutcome.too_late and not job.done.wait(_COMMIT_WAIT_S):
+        raise ApiError(
+            409,
+            f"job {job.id} is saving its results and cannot be cancelled any more; delete it once it has finished",
+            field="job_id",
+            headers={"Retry-After": "2"},
         )
+    if outcome in (CancelOutcome.cancelled, CancelOutcome.requested):
+        view = public_view(job, registry, worker)
+        return JSONResponse(status_code=status.HTTP_202_ACCEPTED, content=view.model_dump(mode="json"))
+    worker.delete(job)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(
@@ -150,9 +176,13 @@ async def stream_job_events(job: JobDep, registry: RegistryDep, worker: WorkerDe
     last_version = -1
     while True:
         changed = registry.feed.current()  # before reading, so a change in between still wakes us
-        with registry.lock:
-            version = job.version
-            public = job.to_public(worker.queue_position(job)) if version != last_version else None
+        version = job.version
+        public = None
+        if version != last_version:
+            try:
+                public = await run_in_threadpool(registry.public, job, worker.queue_position)
+            except FileNotFoundError:
+                return  # deleted while followed
         if public is not None:
             last_version = version
             yield ServerSentEvent(data=public, event=public.status.value, id=str(version))
