@@ -165,6 +165,39 @@ class PUPPET_PG_settings(bpy.types.PropertyGroup):
         min=1, max=100,
     )  # fmt: skip
 
+    # Bake Motion
+    bake_constraint: EnumProperty(
+        name="Bake As",
+        description="How the baked parts may move about their pivot (object origin or bone head)",
+        items=(
+            ("HINGE", "Hinge", "Rotation about the Bake Axis through the pivot (doors, lids)"),
+            ("SLIDE", "Slide", "Translation along the Bake Axis (drawers, sliders)"),
+            ("ROTATE", "Rotate", "Any rotation about the pivot (ball joints)"),
+            ("FREE", "Free", "Rotation about the pivot plus translation"),
+        ),
+        default="FREE",
+    )
+    bake_axis: EnumProperty(
+        name="Bake Axis",
+        description="Local axis of each part to hinge about or slide along (a bone's Y runs along the bone)",
+        items=(("X", "X", "Local X axis"), ("Y", "Y", "Local Y axis"), ("Z", "Z", "Local Z axis")),
+        default="X",
+    )
+    bake_smoothing: FloatProperty(
+        name="Smoothing",
+        description="Temporal smoothing of the baked motion, in video frames (0: none)",
+        default=0.5,
+        min=0.0,
+        max=3.0,
+    )
+    bake_points: IntProperty(
+        name="Points per Part",
+        description="Surface points sampled and tracked on each part (more: steadier, slower)",
+        default=48,
+        min=8,
+        max=200,
+    )
+
 
 classes = (PUPPET_PG_drag_point, PUPPET_PG_drag, PUPPET_PG_result, PUPPET_PG_settings)
 

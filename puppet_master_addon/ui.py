@@ -214,6 +214,7 @@ class VIEW3D_PT_puppet_master_drags(PuppetSubPanel, bpy.types.Panel):
         _operator(column, "puppet.drags_from_annotation", icon="OUTLINER_DATA_GREASEPENCIL")
         _operator(column, "puppet.drags_from_curve", icon="CURVE_DATA")
         _operator(column, "puppet.anchor_drag", icon="PINNED")
+        _operator(column, "puppet.drags_from_animation", icon="ACTION")
         layout.prop(settings, "show_drags")
 
 
@@ -270,6 +271,15 @@ class VIEW3D_PT_puppet_master_results(PuppetSubPanel, bpy.types.Panel):
         column.prop(settings, "import_start_frame")
         column.prop(settings, "import_frame_step")
         layout.operator("puppet.import_result", icon="IMPORT")
+        bake = layout.column()
+        bake.use_property_split = True
+        bake.use_property_decorate = False
+        bake.prop(settings, "bake_constraint")
+        axis = bake.row()
+        axis.active = settings.bake_constraint in {"HINGE", "SLIDE"}
+        axis.prop(settings, "bake_axis", expand=True)
+        bake.prop(settings, "bake_smoothing")
+        _operator(layout, "puppet.bake_motion", icon="KEYINGSET")
 
 
 classes = (

@@ -1,8 +1,8 @@
 """Operators, one module per operator family; each module has ``classes`` and register/unregister."""
 
-from . import backend, capture, drags, generate, results
+from . import backend, bake_motion, capture, drags, drags_from_animation, generate, results
 
-_modules = (backend, capture, drags, generate, results)
+_modules = (backend, capture, drags, drags_from_animation, generate, results, bake_motion)
 
 
 def register() -> None:
