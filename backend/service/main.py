@@ -23,7 +23,7 @@ from .journal import JobJournal
 from .loading import EngineFactory, EngineLoader
 from .middleware import BodySizeLimitMiddleware
 from .registry import Job, JobRegistry
-from .routers import docs, health, job_files, jobs
+from .routers import docs, health, job_files, jobs, tracks
 from .settings import ServiceSettings
 from .storage import PruneLimits, ResultStore, check_results_dir
 from .worker import Worker
@@ -109,6 +109,7 @@ def create_app(
     app.include_router(health.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1", dependencies=[Depends(require_token)])
     app.include_router(job_files.router, prefix="/v1", dependencies=[Depends(require_token)])
+    app.include_router(tracks.router, prefix="/v1", dependencies=[Depends(require_token)])
     if protected:
         app.include_router(docs.router, dependencies=[Depends(require_token)])
     return app
