@@ -252,8 +252,9 @@ def uncrop_frames(frames: np.ndarray, box: CropBox, background: np.ndarray | Non
     """Put generated crops back where ``box`` cut them from the input frame.
 
     Each ``(s, s, 3)`` frame is resized (Lanczos) onto the input pixels whose centres lie in the box,
-    clipped to the image; those pixels become opaque. The others come from ``background`` (e.g. the
-    input image; RGB is taken as opaque) or are transparent when it is None.
+    clipped to the image; those pixels become opaque, unless ``background`` has transparency: then the
+    model's white background is keyed out again (:class:`WhiteKey`). The others come from
+    ``background`` (e.g. the input image; RGB is taken as opaque) or are transparent when it is None.
 
     Parameters:
         frames: ``(F, s, s, 3)`` uint8 model frames.
@@ -284,8 +285,59 @@ def uncrop_frames(frames: np.ndarray, box: CropBox, background: np.ndarray | Non
         (y1 - box.top) * scale + pad,
     )
     padded = np.pad(frames, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    # a transparent input (a render on transparent film) keeps its transparency: the model's white
+    # background is keyed out again, so a compositor gets the object over whatever it puts behind
+    key = None
+    if background is not None and np.asarray(background).shape[2] == 4:
+        region_pixels = np.asarray(background)[y0:y1, x0:x1]
+        key = WhiteKey(region_pixels) if region_pixels[..., 3].min() < 255 else None
     for index, frame in enumerate(padded):
-        placed = Image.fromarray(frame).resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS, box=source)
-        output[index, y0:y1, x0:x1, :3] = np.asarray(placed)
-    output[:, y0:y1, x0:x1, 3] = 255
+        placed = np.asarray(Image.fromarray(frame).resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS, box=source))
+        if key is None:
+            output[index, y0:y1, x0:x1, :3] = placed
+            output[index, y0:y1, x0:x1, 3] = 255
+        else:
+            output[index, y0:y1, x0:x1] = key(placed)
     return output
+
+
+# distance from white (0..255, the largest channel's) below which a pixel is background, above which object
+WHITE_KEY_LOW, WHITE_KEY_HIGH = 6, 30
+# alpha (0..255) for each distance from white: a linear ramp between the two thresholds
+_WHITE_KEY_RAMP = np.clip((np.arange(256) - WHITE_KEY_LOW) * 255 / (WHITE_KEY_HIGH - WHITE_KEY_LOW), 0, 255)
+_WHITE_KEY_RAMP = _WHITE_KEY_RAMP.round().astype(np.uint8)
+
+
+class WhiteKey:
+    """Turns generated frames on white back into RGBA over the input's own ``(h, w, 4)`` pixels.
+
+    Alpha ramps from 0 to 255 as a pixel's largest distance from white goes from ``WHITE_KEY_LOW`` to
+    ``WHITE_KEY_HIGH``, and edge colours are un-composited from white (no white fringes). Where the frame still
+    shows the input's own pixel (a still, near-white part of the object) the input's alpha is kept, so only
+    what the model shows as background turns transparent. Integer work and a lookup table: ~10 ms a frame.
+    """
+
+    def __init__(self, source: np.ndarray):
+        self.source_alpha = np.ascontiguousarray(source[..., 3])
+        weight = self.source_alpha[..., None].astype(np.uint16)
+        over_white = (source[..., :3].astype(np.uint16) * weight + 255 * (255 - weight) + 127) // 255
+        self.over_white = over_white.astype(np.int16)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        output = np.empty((*frame.shape[:2], 4), dtype=np.uint8)
+        output[..., :3] = frame
+        alpha = _WHITE_KEY_RAMP[255 - frame.min(axis=2)]
+        unchanged = np.abs(frame.astype(np.int16) - self.over_white).max(axis=2) <= WHITE_KEY_LOW
+        np.maximum(alpha, self.source_alpha, out=alpha, where=unchanged)
+        output[..., 3] = alpha
+        edge = (alpha > 0) & (alpha < 255)  # un-composite from white: c = 255 - (255 - c_seen) / a
+        if edge.any():
+            seen = frame[edge].astype(np.float32)
+            opacity = alpha[edge].astype(np.float32)[:, None] / 255.0
+            output[edge, :3] = np.clip(255.0 - (255.0 - seen) / opacity, 0, 255).round().astype(np.uint8)
+        return output
+
+
+def key_out_white(frame: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """RGBA for one generated ``(h, w, 3)`` frame on white over the input's ``(h, w, 4)`` pixels (:class:`WhiteKey`)."""
+    return WhiteKey(source)(frame)
