@@ -299,7 +299,11 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(clas
 
 def register() -> None:
     _register_classes()
-    bpy.app.timers.register(_check_backend_once, first_interval=1.0)
+    if not bpy.app.background:  # no window will ever exist, and no event loop would run it
+        # persistent: a file opened at startup (``blender scene.blend``) loads after the add-ons register, and
+        # a file load drops the other timers. Blender 4.2 also crashes at exit (exit code 139) when a timer
+        # that a file load dropped has never run, which is what happens in background mode.
+        bpy.app.timers.register(_check_backend_once, first_interval=1.0, persistent=True)
 
 
 def unregister() -> None:

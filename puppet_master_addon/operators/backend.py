@@ -194,7 +194,8 @@ def _run(watch: _Watch) -> tuple[str, str] | None:
     _watch = watch
     threading.Thread(target=_follow, args=(watch,), name="puppet-master-health", daemon=True).start()
     if not bpy.app.timers.is_registered(_poll_watch):
-        bpy.app.timers.register(_poll_watch, first_interval=0.1)
+        # persistent: the backend outlives the open file; opening another must not stop the panel following it
+        bpy.app.timers.register(_poll_watch, first_interval=0.1, persistent=True)
     return None
 
 
