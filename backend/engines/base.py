@@ -23,6 +23,38 @@ class Cancelled(Exception):
     """The generation was cancelled between steps; nothing was produced."""
 
 
+# Largest part id a part map may hold (what a 16-bit object-index pass can carry).
+MAX_PART_ID = 65535
+
+
+def check_part_inputs(image_size: tuple[int, int], part_map: np.ndarray | None, depth: np.ndarray | None) -> None:
+    """ValueError, naming the field and what to send, unless the part map and depth fit an image of ``(W, H)``."""
+    width, height = image_size
+    for name, array in (("part_map", part_map), ("depth", depth)):
+        if array is None:
+            continue
+        shape = np.shape(array)
+        if shape != (height, width):
+            raise ValueError(
+                f"{name} has shape {shape} but the image is {width}x{height}; send a ({height}, {width}) array, "
+                "one value per image pixel"
+            )
+    if part_map is not None:
+        ids = np.asarray(part_map)
+        if ids.dtype.kind not in "biu":
+            raise ValueError(f"part_map must hold integer part ids (0 = background), got dtype {ids.dtype}")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) > MAX_PART_ID):
+            raise ValueError(
+                f"part_map ids must be 0 (background) to {MAX_PART_ID}, got {int(ids.min())}..{int(ids.max())}"
+            )
+    if depth is not None:
+        values = np.asarray(depth)
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"depth must be a float array (larger = farther), got dtype {values.dtype}")
+        if np.isnan(values.astype(np.float64)).any() or (values.astype(np.float64) == -np.inf).any():
+            raise ValueError("depth must not hold NaN or -inf; mark pixels off the object with +inf (or leave them)")
+
+
 @dataclass
 class GenerationRequest:
     """One generation, in the coordinates of the submitted image.
@@ -39,6 +71,11 @@ class GenerationRequest:
         crop_scale: object crop side / longer object-box side; None = the whole image.
         ease: ``linear`` or ``ease-in-out`` timing of straight drags and paths.
         mask: optional ``(H, W)`` object mask, instead of the alpha.
+        part_map: optional ``(H, W)`` integer part ids (0 = background, 1..MAX_PART_ID a part): which part
+            each pixel shows, e.g. from a render's object-index pass. The preview engine moves whole
+            parts from it; other engines ignore it.
+        depth: optional ``(H, W)`` float depth (larger = farther; inf off the object), e.g. a render's Z
+            pass. The preview engine composites moved parts in its order; other engines ignore it.
     """
 
     image: Image.Image
@@ -51,6 +88,12 @@ class GenerationRequest:
     crop_scale: float | None = DEFAULT_CROP_SCALE
     ease: str = "linear"
     mask: np.ndarray | None = None
+    part_map: np.ndarray | None = None
+    depth: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.part_map is not None or self.depth is not None:
+            check_part_inputs(self.image.size, self.part_map, self.depth)
 
 
 @dataclass
@@ -98,7 +141,7 @@ class Engine(Protocol):
 
 
 def request_settings(request: GenerationRequest) -> dict[str, Any]:
-    """The request's settings for the JSON record (everything but the image and mask)."""
+    """The request's settings for the JSON record (everything but the image, mask, part map and depth)."""
     return {
         "num_frames": request.num_frames,
         "steps": request.steps,
