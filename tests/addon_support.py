@@ -104,14 +104,14 @@ def backend_server(results_dir: Path, *extra: str, timeout: float = 90.0) -> Ite
 
 
 def run_scenario(
-    scenario: str, zip_path: Path, workdir: Path, *args: str, timeout: float = 300.0
+    scenario: str, zip_path: Path, workdir: Path, *args: str, timeout: float = 300.0, script: Path = SCENARIOS
 ) -> tuple[dict[str, Any], str]:
-    """Run one scenario in a fresh Blender process with its own user folder; (report, the process output)."""
+    """Run one scenario of ``script`` in a fresh Blender process with its own user folder; (report, the output)."""
     workdir.mkdir(parents=True, exist_ok=True)
     report_path = workdir / f"{scenario}.json"
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(workdir / "blender-user"))
     completed = subprocess.run(
-        [sys.executable, str(SCENARIOS), scenario, "--zip", str(zip_path), "--report", str(report_path), *args],
+        [sys.executable, str(script), scenario, "--zip", str(zip_path), "--report", str(report_path), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
