@@ -11,6 +11,8 @@ import ast
 import io
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -250,6 +252,71 @@ def test_server_errors_and_strangers(canned_server: Callable[..., str]) -> None:
 
 def test_cancel_of_a_job_that_is_gone_is_not_an_error(preview_server: BackgroundServer) -> None:
     BackendClient(preview_server.url).cancel("A" * 22)
+
+
+def test_urls_that_are_not_http_are_refused_before_any_request() -> None:
+    for url in ("ftp://127.0.0.1:8765", "file:///etc/passwd", "http://127.0.0.1:99999", "http://", ""):
+        with pytest.raises(BackendError, match="is not valid: set it in the add-on preferences") as caught:
+            BackendClient(url).health()
+        assert caught.value.status is None
+
+
+# The client in a process where requests (and numpy, urllib3, certifi) cannot be imported, as in Debian's
+# Blender: the whole job against a real backend, and the messages for a refusal and for no backend.
+_WITHOUT_REQUESTS = """
+import json, sys
+from tests.addon_blocker import block
+block()
+from tests.addon_core_loader import load_addon_core
+client_mod, jobs_mod = load_addon_core("client", "jobs")
+url, payload_path, results, nobody = sys.argv[1:]
+body = json.loads(open(payload_path).read())
+client = client_mod.BackendClient(url)
+report = {"health": client.health().describe()}
+final = jobs_mod.JobRunner(client, body, results, poll_interval=0.02).run()
+report["job"] = {"state": final.state.value, "folder": final.folder, "frames": final.num_frames}
+report["png"] = client.frame_png(final.job_id, 3).startswith(bytes([137, 80, 78, 71]))
+errors = []
+for call in (lambda: client.submit(dict(body, frames=99)), lambda: client_mod.BackendClient(nobody).health()):
+    try:
+        call()
+    except client_mod.BackendError as error:
+        errors.append([error.status, str(error)])
+report["errors"] = errors
+client.cancel("A" * 22)  # gone: not an error
+try:
+    import requests  # noqa: F401
+    report["requests_importable"] = True
+except ImportError:
+    report["requests_importable"] = False
+report["loaded"] = sorted(name for name in ("requests", "numpy", "urllib3", "certifi") if name in sys.modules)
+print(json.dumps(report))
+"""
+
+
+def test_client_works_without_requests(preview_server: BackgroundServer, tmp_path: Path) -> None:
+    body_path = tmp_path / "payload.json"
+    body_path.write_text(json.dumps(payload()))
+    nobody = f"http://127.0.0.1:{free_port()}"
+    arguments = [preview_server.url, str(body_path), str(tmp_path / "results"), nobody]
+    completed = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_REQUESTS, *arguments],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["requests_importable"] is False and report["loaded"] == []
+    assert report["health"].startswith("Backend runs the PREVIEW engine")
+    assert report["job"]["state"] == "done" and report["job"]["frames"] == 14
+    folder = Path(report["job"]["folder"])
+    assert sorted(path.name for path in (folder / "video_0").iterdir()) == [f"frame_{i:04d}.png" for i in range(14)]
+    assert report["png"] is True
+    (refused_status, refused), (down_status, down) = report["errors"]
+    assert refused_status == 422 and refused.startswith("The backend refused the request (HTTP 422): frames: ")
+    assert down_status is None and down == (
+        f"Cannot reach the Puppet Master backend at {nobody}: start it with `puppet-master serve` "
+        "or set the URL in preferences"
+    )
 
 
 # ------------------------------------------------------------------------------------------------

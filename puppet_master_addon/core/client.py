@@ -1,17 +1,24 @@
-"""HTTP client for the Puppet-Master backend (``puppet-master serve``), bpy-free.
+"""HTTP client for the Puppet-Master backend (``puppet-master serve``), bpy-free and standard library only.
 
 Every failure becomes one :class:`BackendError` whose message says what went wrong and what to do,
-so operators can pass it straight to ``self.report``. One client is used by one thread at a time
-(the job worker or the main thread for a health check), so each gets its own ``requests.Session``.
+so operators can pass it straight to ``self.report``. The HTTP goes through ``urllib.request``, not
+``requests``: Blender builds packaged by Linux distributions (Debian's, for one) ship without
+``requests``, and the add-on must install and work there. One client is used by one thread at a time
+(the job worker or the main thread for a health check).
 """
 
 from __future__ import annotations
 
+import functools
+import http.client
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 DEFAULT_TIMEOUT_S = 10.0
 # Downloads (a zip of all frames) may take longer than a status poll; at least this long.
@@ -30,7 +37,23 @@ class BackendError(Exception):
         self.status = status
 
 
-def _server_message(response: requests.Response) -> str:
+@dataclass(frozen=True)
+class _Answer:
+    """One HTTP answer, read in full: ``status`` and the raw ``content``."""
+
+    status: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not JSON."""
+        return json.loads(self.content)
+
+
+def _server_message(response: _Answer) -> str:
     """The messages of an error body ``{"detail": [{"field": ..., "message": ...}]}``, joined."""
     try:
         body = response.json()
@@ -150,10 +173,11 @@ class BackendClient:
             url = url[: -len("/v1")]
         self.base_url = url
         self.timeout = float(timeout)
-        self._session = requests.Session()
-        self._session.headers["Accept"] = "application/json"
+        self._headers = {"Accept": "application/json"}
         if token:
-            self._session.headers["Authorization"] = f"Bearer {token.strip()}"
+            self._headers["Authorization"] = f"Bearer {token.strip()}"
+        tls = [urllib.request.HTTPSHandler(context=_tls_context())] if url.lower().startswith("https:") else []
+        self._opener = urllib.request.build_opener(*tls)
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -163,7 +187,7 @@ class BackendClient:
 
     def submit(self, payload: dict[str, Any]) -> str:
         """``POST /v1/jobs``; the new job's id."""
-        body = self._json(self._request("POST", "/v1/jobs", json=payload))
+        body = self._json(self._request("POST", "/v1/jobs", body=payload))
         job_id = body.get("id")
         if not isinstance(job_id, str) or not job_id:
             raise BackendError(f"The backend at {self.base_url} accepted the job but sent no job id; is it up to date?")
@@ -188,7 +212,7 @@ class BackendClient:
         frame of a succeeded job's video, with a confidence per point and frame."""
         payload = {"points": [[float(x), float(y)] for x, y in points], "video": int(video)}
         timeout = max(self.timeout, _MIN_DOWNLOAD_TIMEOUT_S)  # tracking takes the server a moment
-        return self._json(self._request("POST", f"/v1/jobs/{job_id}/tracks", json=payload, timeout=timeout))
+        return self._json(self._request("POST", f"/v1/jobs/{job_id}/tracks", body=payload, timeout=timeout))
 
     def cancel(self, job_id: str) -> None:
         """``DELETE /v1/jobs/{id}``: cancel a queued or running job (delete a finished one); gone is fine."""
@@ -199,51 +223,81 @@ class BackendClient:
                 raise
 
     def close(self) -> None:
-        self._session.close()
+        """Nothing stays open between requests (each one has its own connection); kept for the callers."""
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, timeout: float | None = None, **kwargs: Any) -> requests.Response:
-        url = self.base_url + path
+    def _request(
+        self,
+        method: str,
+        path: str,
+        timeout: float | None = None,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> _Answer:
+        if not _is_http_url(self.base_url):
+            raise self._invalid_url()
         timeout = self.timeout if timeout is None else timeout
+        url = self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = _encode_json(body)
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            response = self._session.request(method, url, timeout=timeout, **kwargs)
-        except requests.exceptions.Timeout:
-            raise BackendError(
+            with self._opener.open(request, timeout=timeout) as answer:
+                response = _Answer(answer.status, answer.read())
+        except urllib.error.HTTPError as error:  # the server answered, with an error status
+            with error:
+                response = _Answer(error.code, error.read())
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+            raise self._unreachable(error, timeout) from None
+        if 200 <= response.status < 400:
+            return response
+        raise self._refused(response)
+
+    def _unreachable(self, error: Exception, timeout: float) -> BackendError:
+        """The request got no answer: the backend is down, too slow, or the URL is wrong."""
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        if isinstance(reason, TimeoutError):
+            return BackendError(
                 f"The Puppet Master backend at {self.base_url} did not answer within {timeout:g} s: it may be busy "
                 "or still loading the model; try again, or raise Request Timeout in the add-on preferences"
-            ) from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
-            raise BackendError(
-                f"The backend URL {self.base_url!r} is not valid: set it in the add-on preferences, "
-                "e.g. http://127.0.0.1:8765"
-            ) from None
-        except requests.exceptions.ConnectionError:
-            raise BackendError(
+            )
+        if isinstance(reason, (ValueError, http.client.InvalidURL)):  # e.g. control characters in the URL
+            return self._invalid_url()
+        if isinstance(reason, OSError):  # refused, reset, no such host, TLS
+            return BackendError(
                 f"Cannot reach the Puppet Master backend at {self.base_url}: start it with `puppet-master serve` "
                 "or set the URL in preferences"
-            ) from None
-        except requests.exceptions.RequestException as error:
-            raise BackendError(f"Request to the Puppet Master backend at {self.base_url} failed: {error}") from None
-        if response.ok:
-            return response
-        status = response.status_code
+            )
+        return BackendError(f"Request to the Puppet Master backend at {self.base_url} failed: {reason}")
+
+    def _invalid_url(self) -> BackendError:
+        return BackendError(
+            f"The backend URL {self.base_url!r} is not valid: set it in the add-on preferences, e.g. http://127.0.0.1:8765"
+        )
+
+    def _refused(self, response: _Answer) -> BackendError:
+        """The backend answered with an error status: its own message, and what the user can do about it."""
+        status = response.status
         message = _server_message(response)
         if status == 401:
-            raise BackendError(
+            return BackendError(
                 f"The backend at {self.base_url} needs a valid token: set Token in the add-on preferences to the "
                 f"one given to `puppet-master serve --token` ({message})",
                 status,
             )
         if status >= 500:
-            raise BackendError(
+            return BackendError(
                 f"The backend at {self.base_url} had an internal error (HTTP {status}): {message or 'no details'}; "
                 "see the backend's log",
                 status,
             )
-        raise BackendError(f"The backend refused the request (HTTP {status}): {message}", status)
+        return BackendError(f"The backend refused the request (HTTP {status}): {message}", status)
 
-    def _json(self, response: requests.Response) -> dict[str, Any]:
+    def _json(self, response: _Answer) -> dict[str, Any]:
         try:
             body = response.json()
         except ValueError:
@@ -254,3 +308,33 @@ class BackendClient:
                 "check the URL in the add-on preferences"
             )
         return body
+
+
+def _is_http_url(url: str) -> bool:
+    """``http(s)://host[:port]``: what ``requests`` would have accepted (urllib would also open ``file:``)."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _encode_json(body: dict[str, Any]) -> bytes:
+    """The request body; NaN and infinity are not JSON, so they fail here with a message, not on the server."""
+    try:
+        return json.dumps(body, allow_nan=False).encode("utf-8")
+    except ValueError as error:
+        raise BackendError(
+            f"The request could not be sent: {error} (a setting or a drag is not a finite number)"
+        ) from None
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Certificates as ``requests`` checked them: certifi's bundle where Blender ships it, else the system's."""
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
