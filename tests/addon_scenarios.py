@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import bpy
+from addon_blocker import DISTRIBUTION_MISSING, block
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
@@ -351,9 +352,24 @@ def scenario_package(args: argparse.Namespace, report: dict[str, Any]) -> None:
     draw_panels(report)
 
 
+def use_drag_tools(scene: bpy.types.Scene, report: dict[str, Any]) -> None:
+    """The drag tools whose maths needed numpy before issue 12: a curve into a drag, a drag anchored to the cube."""
+    bpy.ops.curve.primitive_bezier_curve_add(radius=0.5, location=(0.0, 0.0, 0.6))  # selected, in the camera's view
+    report["from_curve"] = call(bpy.ops.puppet.drags_from_curve)
+    report["anchor"] = call(bpy.ops.puppet.anchor_drag, index=0)
+    drags = scene.puppet_master.drags
+    report["drag_tools"] = {
+        "drags": len(drags),
+        "curve_drag_points": len(drags[-1].points),
+        "anchor": drags[0].anchor_object.name if drags[0].anchor_object else None,
+    }
+
+
 def scenario_roundtrip(args: argparse.Namespace, report: dict[str, Any]) -> None:
     set_backend(args.url)
     scene = build_scene()
+    if args.without_extras:
+        use_drag_tools(scene, report)
     if args.blend:
         bpy.ops.wm.save_as_mainfile(filepath=args.blend)
     report["before"] = counts()
@@ -453,8 +469,12 @@ def scenario_async(args: argparse.Namespace, report: dict[str, Any]) -> None:
     generate = sys.modules[f"{MODULE}.operators.generate"]
     set_backend(args.url)
     scene = build_scene()
+    scene.puppet_master.steps = 10
     before = counts()
-    generate.start_job(generate.prepare_job(bpy.context))
+    job = generate.prepare_job(bpy.context)
+    # polled often, and steps enough, that the panel's "Sampling k/n" is seen between the model's other phases
+    job.runner.poll_interval = 0.02
+    generate.start_job(job)
     report["generate_poll_while_running"] = bpy.ops.puppet.generate.poll()
     report["cancel_poll_while_running"] = bpy.ops.puppet.cancel.poll()
     report["statuses"] = _follow_like_the_ui(generate, scene)
@@ -511,11 +531,17 @@ def main() -> int:
     parser.add_argument("--low-vram", action="store_true", help="the preference Low VRAM (CPU offload)")
     parser.add_argument("--imports", action="store_true")
     parser.add_argument("--auto-import", action="store_true")
+    parser.add_argument(
+        "--without-extras", action="store_true", help="requests and numpy unimportable, as in Debian's Blender"
+    )
     args = parser.parse_args()
+    if args.without_extras:  # before the add-on is installed and enabled
+        block(DISTRIBUTION_MISSING)
     report: dict[str, Any] = install(args.zip)
     try:
         SCENARIOS[args.scenario](args, report)
     finally:
+        report["loaded_extras"] = sorted(name for name in DISTRIBUTION_MISSING if name in sys.modules)
         with open(args.report, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=1, default=str)
     return 0

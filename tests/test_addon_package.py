@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from addon_support import ROOT, extension_zip, run_scenario  # noqa: F401 - extension_zip is a fixture
 
 MODULE = "bl_ext.user_default.puppet_master"
@@ -41,9 +42,13 @@ def test_blenders_validator_accepts_the_zip(extension_zip: Path) -> None:  # noq
     assert "Success" in completed.stdout
 
 
-def test_install_enable_and_reregister_twice(extension_zip: Path, tmp_path: Path) -> None:  # noqa: F811
-    report, output = run_scenario("package", extension_zip, tmp_path)
-    assert report["install"] == ["FINISHED"]
+# Official builds bundle requests and numpy; Debian's Blender has neither (issue 12).
+@pytest.mark.parametrize("extras", [(), ("--without-extras",)], ids=["official", "without-requests-numpy"])
+def test_install_enable_and_reregister_twice(extension_zip: Path, tmp_path: Path, extras: tuple[str, ...]) -> None:  # noqa: F811
+    report, output = run_scenario("package", extension_zip, tmp_path, *extras)
+    assert report["install"] == ["FINISHED"], output
+    if extras:
+        assert report["loaded_extras"] == []
     registered = {"enabled": True, "scene_property": True, "panel": True, "generate_op": True, "ulist": True}
     assert report["after_install"] == registered
     assert len(report["cycles"]) == 2

@@ -154,6 +154,31 @@ def test_tiny_model_roundtrip(extension_zip: Path, tiny_model_url: str, tmp_path
     assert "preview" not in report["job_status"]
 
 
+def test_without_requests_and_numpy_the_add_on_installs_draws_drags_and_generates(
+    extension_zip: Path,  # noqa: F811
+    preview_url: str,
+    tmp_path: Path,
+) -> None:
+    """Debian's Blender ships neither requests nor numpy (issue 12): with both unimportable inside Blender,
+    the extension installs and enables, a curve becomes a drag, a drag anchors to the cube, and Generate
+    captures, sends, downloads and imports; each import mode works."""
+    report, output = run_scenario(
+        "roundtrip", extension_zip, tmp_path, "--url", preview_url, "--auto-import", "--imports", "--without-extras"
+    )
+    assert report["loaded_extras"] == []  # nothing imported them behind the blocker's back
+    assert report["install"] == ["FINISHED"], output
+    assert report["from_curve"]["result"] == ["FINISHED"] and report["anchor"]["result"] == ["FINISHED"], output
+    assert report["drag_tools"] == {"drags": 2, "curve_drag_points": 32, "anchor": "Cube"}
+    assert report["generate"] == {"result": ["FINISHED"], "error": ""}, output
+    assert report["job_status"].startswith("Done: Generated 1 x 14 frames with the preview engine")
+    (result,) = report["results"]
+    assert result["files"] == _frames()
+    assert report["auto_imported"]["backgrounds"] == 1
+    for mode in ("CAMERA_BACKGROUND", "IMAGE_EMPTY", "SEQUENCER"):
+        assert report[f"import_{mode}"]["result"] == ["FINISHED"], report[f"import_{mode}"]
+    assert "Traceback" not in output, output
+
+
 def test_ui_flow_worker_thread_timer_and_cancel(extension_zip: Path, tiny_model_url: str, tmp_path: Path) -> None:  # noqa: F811
     """The interactive path: the job in a worker thread, the timer callback mirroring it, Cancel while running."""
     report, output = run_scenario("async", extension_zip, tmp_path, "--url", tiny_model_url)

@@ -8,16 +8,20 @@ units of that side.
 
 Region rectangles (the camera frame as drawn in a 3D viewport looking through the camera) are
 ``(xmin, ymin, xmax, ymax)`` in region pixels, y up, as ``view3d_utils`` returns them.
+
+The maths is plain Python: Blender builds packaged by Linux distributions (Debian's, for one) ship
+without numpy, and drawing, anchoring and Generate must work there. Only :func:`project_to_camera_frame`,
+the array form for the tools that compute with numpy arrays anyway (Bake Motion's), imports numpy.
+Camera matrices may be anything that iterates as 4 rows of 4 numbers: ``mathutils.Matrix``, nested
+lists, numpy arrays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-from numpy.typing import ArrayLike
 
 PROJECTIONS = ("PERSP", "ORTHO")
 SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
@@ -125,79 +129,130 @@ class CameraParams:
         )
 
 
-def _camera_axes(camera_matrix: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """``(rotation 3x3 with unit columns, location)`` of a camera's world matrix.
+class Vec3(tuple):
+    """A 3-D point or direction: three floats with the arithmetic of ``mathutils.Vector`` (``+``, ``-`` and
+    ``*`` by a number work per component), which this module cannot import (it runs without Blender)."""
+
+    __slots__ = ()
+
+    def __new__(cls, xyz: Iterable[float]) -> Vec3:
+        x, y, z = xyz
+        return super().__new__(cls, (float(x), float(y), float(z)))
+
+    def __add__(self, other: Sequence[float]) -> Vec3:  # type: ignore[override]
+        return Vec3(a + b for a, b in zip(self, other, strict=True))
+
+    def __sub__(self, other: Sequence[float]) -> Vec3:
+        return Vec3(a - b for a, b in zip(self, other, strict=True))
+
+    def __mul__(self, factor: float) -> Vec3:  # type: ignore[override]
+        return Vec3(a * factor for a in self)
+
+    __rmul__ = __mul__
+
+    @property
+    def length(self) -> float:
+        return math.hypot(*self)
+
+
+def _camera_axes(camera_matrix: Any) -> tuple[tuple[Vec3, Vec3, Vec3], Vec3]:
+    """``((x axis, y axis, z axis) as unit vectors, location)`` of a camera's world matrix.
 
     Blender renders through the camera's normalised matrix, so its scale is ignored here too.
     """
-    matrix = np.asarray(camera_matrix, dtype=np.float64)
-    if matrix.shape != (4, 4):
-        raise ValueError(f"camera_matrix must be 4x4, got shape {matrix.shape}")
-    rotation = matrix[:3, :3]
-    norms = np.linalg.norm(rotation, axis=0)
-    if not (norms > 0).all():
-        raise ValueError("camera_matrix has a zero-scaled axis; the camera cannot be projected through")
-    return rotation / norms, matrix[:3, 3]
+    rows = [[float(value) for value in row] for row in camera_matrix]
+    if len(rows) != 4 or any(len(row) != 4 for row in rows):
+        shape = (len(rows), *sorted({len(row) for row in rows}))
+        raise ValueError(f"camera_matrix must be 4x4, got shape {shape}")
+    axes = []
+    for column in range(3):
+        axis = Vec3(rows[row][column] for row in range(3))
+        if not axis.length > 0:
+            raise ValueError("camera_matrix has a zero-scaled axis; the camera cannot be projected through")
+        axes.append(axis * (1.0 / axis.length))
+    return (axes[0], axes[1], axes[2]), Vec3(rows[row][3] for row in range(3))
 
 
-def project_to_camera_frame(
-    points_world: ArrayLike, camera_matrix: ArrayLike, params: CameraParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """Project world points into the frame, vectorised.
-
-    Returns ``(frame, depth)``: ``(N, 2)`` frame coordinates (x right, y down, 0..1 inside the
-    frame) and ``(N,)`` distances in front of the camera along its view axis (a perspective point
-    with ``depth <= 0`` is behind the camera and its frame coordinates mean nothing).
-    """
-    points = np.atleast_2d(np.asarray(points_world, dtype=np.float64))
-    if points.shape[-1] != 3:
-        raise ValueError(f"points_world must be (N, 3), got shape {points.shape}")
-    rotation, location = _camera_axes(camera_matrix)
-    local = (points - location) @ rotation  # [N, 3] world -> camera space (rotation is orthonormal)
-    depth = -local[:, 2]
-    plane = local[:, :2]
-    if params.projection == "PERSP":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            plane = plane / depth[:, None]
+def _projector(camera_matrix: Any, params: CameraParams) -> Callable[[Sequence[float]], tuple[float, float, float]]:
+    """``point_world -> (x, y, depth)`` for one camera; the axes and the frame are worked out once."""
+    axes, location = _camera_axes(camera_matrix)
     xmin, xmax, ymin, ymax = params.frame_bounds()
-    frame = np.stack([(plane[:, 0] - xmin) / (xmax - xmin), (ymax - plane[:, 1]) / (ymax - ymin)], axis=-1)
-    return frame, depth
+    perspective = params.projection == "PERSP"
+
+    def project(point_world: Sequence[float]) -> tuple[float, float, float]:
+        offset = Vec3(point_world) - location
+        # world -> camera space: the rotation is orthonormal, so its transpose (dot with each axis) inverts it
+        local_x, local_y, local_z = (sum(a * b for a, b in zip(offset, axis, strict=True)) for axis in axes)
+        depth = -local_z
+        if perspective:
+            # on the camera's plane (depth 0) a point has no place in the frame
+            local_x, local_y = (local_x / depth, local_y / depth) if depth != 0 else (math.nan, math.nan)
+        return (local_x - xmin) / (xmax - xmin), (ymax - local_y) / (ymax - ymin), depth
+
+    return project
+
+
+def project_points(
+    points_world: Iterable[Sequence[float]], camera_matrix: Any, params: CameraParams
+) -> list[tuple[float, float, float]]:
+    """``(x, y, depth)`` of each world point: frame coordinates (x right, y down, 0..1 inside the frame) and the
+    distance in front of the camera along its view axis (a perspective point with ``depth <= 0`` is behind the
+    camera and its frame coordinates mean nothing)."""
+    project = _projector(camera_matrix, params)
+    projected = []
+    for point in points_world:
+        if len(point) != 3:
+            raise ValueError(f"world points must have 3 coordinates, got {tuple(point)!r}")
+        projected.append(project(point))
+    return projected
+
+
+def project_to_camera_frame(points_world: Any, camera_matrix: Any, params: CameraParams) -> tuple[Any, Any]:
+    """:func:`project_points` as numpy arrays, for callers that compute with arrays (needs numpy).
+
+    Returns ``(frame, depth)``: ``(N, 2)`` frame coordinates and ``(N,)`` depths.
+    """
+    import numpy as np
+
+    points = np.atleast_2d(np.asarray(points_world, dtype=np.float64))
+    if points.ndim != 2 or points.shape[-1] != 3:
+        raise ValueError(f"points_world must be (N, 3), got shape {points.shape}")
+    projected = np.asarray(project_points(points.tolist(), camera_matrix, params), dtype=np.float64).reshape(-1, 3)
+    return projected[:, :2], projected[:, 2]
 
 
 def world_to_camera_frame(
-    point_world: Sequence[float], camera_matrix: ArrayLike, params: CameraParams
+    point_world: Sequence[float], camera_matrix: Any, params: CameraParams
 ) -> tuple[float, float]:
     """Frame coordinates ``(x, y)`` (x right, y down, 0..1 over the frame) of one world point.
 
     ValueError when a perspective camera sees the point behind itself.
     """
-    frame, depth = project_to_camera_frame([point_world], camera_matrix, params)
-    if params.projection == "PERSP" and not depth[0] > 0:
+    ((x, y, depth),) = project_points([point_world], camera_matrix, params)
+    if params.projection == "PERSP" and not depth > 0:
         raise ValueError(
             f"Point {tuple(round(float(c), 4) for c in point_world)} is behind the camera; "
             "move it in front of the camera"
         )
-    return float(frame[0, 0]), float(frame[0, 1])
+    return x, y
 
 
-def camera_frame_ray(
-    x: float, y: float, camera_matrix: ArrayLike, params: CameraParams
-) -> tuple[np.ndarray, np.ndarray]:
+def camera_frame_ray(x: float, y: float, camera_matrix: Any, params: CameraParams) -> tuple[Vec3, Vec3]:
     """The world-space ray ``(origin, unit direction)`` that the camera sees at frame point ``(x, y)``.
 
     Perspective rays start at the camera; orthographic rays start on the camera's plane.
     """
-    rotation, location = _camera_axes(camera_matrix)
+    (x_axis, y_axis, z_axis), location = _camera_axes(camera_matrix)
     xmin, xmax, ymin, ymax = params.frame_bounds()
     plane_x = xmin + x * (xmax - xmin)
     plane_y = ymax - y * (ymax - ymin)
     if params.projection == "PERSP":
-        origin = location.copy()
-        direction = rotation @ np.array([plane_x, plane_y, -1.0])
+        origin = location
+        direction = x_axis * plane_x + y_axis * plane_y - z_axis
     else:
-        origin = location + rotation @ np.array([plane_x, plane_y, 0.0])
-        direction = rotation @ np.array([0.0, 0.0, -1.0])
-    return origin, direction / np.linalg.norm(direction)
+        origin = location + x_axis * plane_x + y_axis * plane_y
+        direction = z_axis * -1.0
+    return origin, direction * (1.0 / direction.length)
 
 
 def capture_size(
@@ -220,12 +275,12 @@ def capture_size(
 
 def rect_from_corners(corners: Sequence[Sequence[float]]) -> FrameRect:
     """Bounding rectangle ``(xmin, ymin, xmax, ymax)`` of the frame's projected corners."""
-    array = np.asarray(corners, dtype=np.float64).reshape(-1, 2)
-    xmin, ymin = array.min(axis=0)
-    xmax, ymax = array.max(axis=0)
+    points = [(float(x), float(y)) for x, y in corners]
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    xmin, ymin, xmax, ymax = min(xs), min(ys), max(xs), max(ys)
     if not (xmax > xmin and ymax > ymin):
-        raise ValueError(f"The camera frame has no area in the viewport: corners {array.tolist()}")
-    return float(xmin), float(ymin), float(xmax), float(ymax)
+        raise ValueError(f"The camera frame has no area in the viewport: corners {[list(p) for p in points]}")
+    return xmin, ymin, xmax, ymax
 
 
 def region_to_frame(x: float, y: float, rect: FrameRect) -> tuple[float, float]:
@@ -245,8 +300,9 @@ def clamp_to_frame(x: float, y: float) -> tuple[float, float]:
     return min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
 
 
-def scene_camera(scene: Any) -> tuple[np.ndarray, CameraParams]:
-    """``(world matrix, CameraParams)`` of a scene's active camera (duck-typed ``bpy.types.Scene``).
+def scene_camera(scene: Any) -> tuple[Any, CameraParams]:
+    """``(world matrix, CameraParams)`` of a scene's active camera (duck-typed ``bpy.types.Scene``); the matrix
+    is a copy (a ``mathutils.Matrix`` in Blender), so later edits of the camera do not move it.
 
     ValueError with a sentence the user can act on when there is no usable camera.
     """
@@ -260,4 +316,4 @@ def scene_camera(scene: Any) -> tuple[np.ndarray, CameraParams]:
             f"The scene camera {camera.name!r} is a {camera.type.lower()} object, not a camera; "
             "make a camera object the scene camera"
         )
-    return np.asarray(camera.matrix_world, dtype=np.float64), CameraParams.from_blender(camera.data, scene.render)
+    return camera.matrix_world.copy(), CameraParams.from_blender(camera.data, scene.render)

@@ -2,15 +2,19 @@
 
 A drag path is a list of ``(x, y)`` frame points (x right, y down, 0..1). Two points are a straight
 drag; more points a path the backend follows at constant speed (it resamples by arc length).
+
+Plain Python, like ``camera.py``: drawing and sending drags must work in Blender builds without numpy.
+:func:`resample_polyline` and :func:`bezier_points` also come as numpy arrays for callers that compute
+with arrays (those import numpy); the maths is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import Any
-
-import numpy as np
-from numpy.typing import ArrayLike
 
 from .camera import CameraParams, world_to_camera_frame
 
@@ -18,54 +22,86 @@ PATH_POINTS = 32  # points kept per hand-drawn or imported path: smooth enough, 
 FRAME_TOLERANCE = 1e-4  # points this close outside the frame are snapped onto its border
 
 Path = list[tuple[float, float]]
+Point = tuple[float, ...]
 
 
-def resample_polyline(points: ArrayLike, n: int) -> np.ndarray:
+def _points(points: Iterable[Iterable[float]]) -> list[Point]:
+    return [tuple(float(value) for value in point) for point in points]
+
+
+def _linspace(stop: float, n: int) -> list[float]:
+    """``n`` numbers from 0 to ``stop``, evenly spaced, the last exactly ``stop`` (as ``numpy.linspace``)."""
+    step = stop / (n - 1)
+    return [index * step for index in range(n - 1)] + [stop]
+
+
+def resample_path(points: Iterable[Iterable[float]], n: int) -> list[Point]:
     """``n`` points evenly spaced by arc length along the polyline, first and last kept.
 
-    ``(N, D) -> (n, D)``; a polyline of zero length gives ``n`` copies of its first point.
+    ``N`` points of ``D`` coordinates -> ``n`` points; a polyline of zero length gives ``n`` copies of its first point.
     """
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
-    path = np.asarray(points, dtype=np.float64)
-    if path.ndim != 2 or len(path) == 0:
-        raise ValueError(f"points must be a non-empty (N, D) array, got shape {path.shape}")
-    lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
+    path = _points(points)
+    if not path or len({len(point) for point in path}) != 1:
+        sizes = sorted({len(point) for point in path})
+        raise ValueError(f"points must be a non-empty list of points of one size, got {len(path)} of sizes {sizes}")
     # Repeated points add no length; dropping them keeps the arc-length axis strictly increasing.
-    path = path[np.concatenate([[True], lengths > 0])]
-    lengths = lengths[lengths > 0]
-    if lengths.size == 0:
-        return np.repeat(path[:1], n, axis=0)
-    arc = np.concatenate([[0.0], np.cumsum(lengths)])
-    targets = np.linspace(0.0, arc[-1], n)
-    return np.stack([np.interp(targets, arc, path[:, axis]) for axis in range(path.shape[1])], axis=-1)
+    kept, arc = [path[0]], [0.0]
+    for point in path[1:]:
+        length = math.dist(kept[-1], point)
+        if length > 0:
+            kept.append(point)
+            arc.append(arc[-1] + length)
+    if len(kept) == 1:
+        return [path[0]] * n
+    resampled = []
+    for target in _linspace(arc[-1], n):
+        # the segment [arc[i], arc[i + 1]] holding the target, interpolated per coordinate (as numpy.interp)
+        i = min(max(bisect.bisect_right(arc, target) - 1, 0), len(arc) - 2)
+        if target >= arc[-1]:
+            resampled.append(kept[-1])
+            continue
+        start, end = kept[i], kept[i + 1]
+        fraction = target - arc[i]
+        span = arc[i + 1] - arc[i]
+        resampled.append(tuple((b - a) / span * fraction + a for a, b in zip(start, end, strict=True)))
+    return resampled
 
 
-def normalise_path(points: ArrayLike, num_points: int = PATH_POINTS) -> Path | None:
+def resample_polyline(points: Any, n: int) -> Any:
+    """:func:`resample_path` as a numpy array ``(n, D)`` (needs numpy)."""
+    import numpy as np
+
+    return np.asarray(resample_path(points, n), dtype=np.float64)
+
+
+def normalise_path(points: Iterable[Sequence[float]], num_points: int = PATH_POINTS) -> Path | None:
     """A drawn or imported path as a drag: 2 points stay a straight drag, longer paths become
     ``num_points`` points evenly spaced by arc length. None when the path has no length."""
-    path = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(path) < 2 or not np.linalg.norm(np.diff(path, axis=0), axis=1).any():
+    path = [(float(x), float(y)) for x, y in points]
+    if len(path) < 2 or not any(math.dist(a, b) > 0 for a, b in pairwise(path)):
         return None
     if len(path) > 2:
-        path = resample_polyline(path, num_points)
-    return [(float(x), float(y)) for x, y in path]
+        path = [(x, y) for x, y in resample_path(path, num_points)]
+    return path
 
 
 def anchored_path(path: Sequence[Sequence[float]], anchor_frame: Sequence[float]) -> Path:
     """The path translated so that it starts at ``anchor_frame`` (the anchor's projection now)."""
-    start = np.asarray(path[0], dtype=np.float64)
-    offset = np.asarray(anchor_frame, dtype=np.float64) - start
-    return [(float(x) + offset[0], float(y) + offset[1]) for x, y in path]
+    offset_x, offset_y = float(anchor_frame[0]) - float(path[0][0]), float(anchor_frame[1]) - float(path[0][1])
+    return [(float(x) + offset_x, float(y) + offset_y) for x, y in path]
 
 
-def anchor_world_point(anchor_matrix: ArrayLike, anchor_local: Sequence[float]) -> np.ndarray:
-    """World position of a point given in an object's local coordinates."""
-    matrix = np.asarray(anchor_matrix, dtype=np.float64)
-    return (matrix @ np.append(np.asarray(anchor_local, dtype=np.float64), 1.0))[:3]
+def anchor_world_point(anchor_matrix: Any, anchor_local: Sequence[float]) -> tuple[float, float, float]:
+    """World position of a point given in an object's local coordinates (``anchor_matrix``: 4 rows of 4)."""
+    local = (*(float(value) for value in anchor_local), 1.0)
+    rows = list(anchor_matrix)[:3]
+    x, y, z = (sum(float(m) * v for m, v in zip(row, local, strict=True)) for row in rows)
+    return x, y, z
 
 
-def drag_frame_path(drag: Any, camera_matrix: ArrayLike | None, params: CameraParams | None) -> Path:
+def drag_frame_path(drag: Any, camera_matrix: Any, params: CameraParams | None) -> Path:
     """Points of a ``PUPPET_PG_drag`` (duck-typed) as they are now.
 
     An anchored drag (``use_anchor`` with an ``anchor_object``) starts where the camera sees its
@@ -96,38 +132,40 @@ def check_api_drags(
     numbers = list(numbers) if numbers is not None else list(range(1, len(paths) + 1))
     checked = []
     for number, path in zip(numbers, paths, strict=True):
-        array = np.asarray(path, dtype=np.float64).reshape(-1, 2)
-        if len(array) < 2:
-            raise ValueError(f"Drag {number} has {len(array)} point(s); a drag needs a start and an end")
-        if not np.isfinite(array).all():
+        points = [(float(x), float(y)) for x, y in path]
+        if len(points) < 2:
+            raise ValueError(f"Drag {number} has {len(points)} point(s); a drag needs a start and an end")
+        if not all(math.isfinite(value) for point in points for value in point):
             raise ValueError(f"Drag {number} has a point that is not a number; redraw it")
-        outside = ((array < -FRAME_TOLERANCE) | (array > 1.0 + FRAME_TOLERANCE)).any(axis=1)
-        if outside.any():
-            x, y = array[int(np.flatnonzero(outside)[0])]
-            raise ValueError(
-                f"Drag {number} leaves the camera frame at ({x:.3f}, {y:.3f}); "
-                "move it (or its anchor object) inside the camera view"
-            )
-        checked.append([(float(x), float(y)) for x, y in np.clip(array, 0.0, 1.0)])
+        for x, y in points:
+            if not (-FRAME_TOLERANCE <= x <= 1.0 + FRAME_TOLERANCE and -FRAME_TOLERANCE <= y <= 1.0 + FRAME_TOLERANCE):
+                raise ValueError(
+                    f"Drag {number} leaves the camera frame at ({x:.3f}, {y:.3f}); "
+                    "move it (or its anchor object) inside the camera view"
+                )
+        checked.append([(min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)) for x, y in points])
     return checked
 
 
-def distance_to_polyline(point: Sequence[float], polyline: ArrayLike) -> float:
-    """Shortest distance from ``point`` to a polyline ``(N, 2)`` (a single point counts too)."""
-    p = np.asarray(point, dtype=np.float64)
-    line = np.asarray(polyline, dtype=np.float64).reshape(-1, 2)
+def distance_to_polyline(point: Sequence[float], polyline: Iterable[Sequence[float]]) -> float:
+    """Shortest distance from ``point`` to a polyline of ``(x, y)`` points (a single point counts too)."""
+    px, py = float(point[0]), float(point[1])
+    line = [(float(x), float(y)) for x, y in polyline]
     if len(line) == 1:
-        return float(np.linalg.norm(p - line[0]))
-    a, b = line[:-1], line[1:]
-    ab = b - a
-    length_sq = (ab * ab).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(length_sq > 0, ((p - a) * ab).sum(axis=1) / length_sq, 0.0)
-    nearest = a + np.clip(t, 0.0, 1.0)[:, None] * ab
-    return float(np.linalg.norm(nearest - p, axis=1).min())
+        return math.hypot(px - line[0][0], py - line[0][1])
+    best = math.inf
+    for (ax, ay), (bx, by) in pairwise(line):
+        abx, aby = bx - ax, by - ay
+        length_sq = abx * abx + aby * aby
+        t = ((px - ax) * abx + (py - ay) * aby) / length_sq if length_sq > 0 else 0.0
+        t = min(max(t, 0.0), 1.0)
+        best = min(best, math.hypot(ax + t * abx - px, ay + t * aby - py))
+    return best
 
 
-def nearest_path(point: Sequence[float], polylines: Sequence[ArrayLike], max_distance: float) -> int | None:
+def nearest_path(
+    point: Sequence[float], polylines: Sequence[Sequence[Sequence[float]]], max_distance: float
+) -> int | None:
     """Index of the polyline nearest to ``point`` within ``max_distance``, or None."""
     best, best_distance = None, max_distance
     for index, polyline in enumerate(polylines):
@@ -139,24 +177,38 @@ def nearest_path(point: Sequence[float], polylines: Sequence[ArrayLike], max_dis
     return best
 
 
-def bezier_points(
-    knots: ArrayLike, handles_left: ArrayLike, handles_right: ArrayLike, resolution: int, cyclic: bool = False
-) -> np.ndarray:
+def bezier_path(
+    knots: Sequence[Sequence[float]],
+    handles_left: Sequence[Sequence[float]],
+    handles_right: Sequence[Sequence[float]],
+    resolution: int,
+    cyclic: bool = False,
+) -> list[Point]:
     """Points along a cubic Bezier spline, ``resolution`` steps per segment, as Blender evaluates it.
 
-    ``knots``, ``handles_left`` and ``handles_right`` are ``(N, D)``; returns ``(M, D)`` with the
-    knots included once (and the first knot again at the end of a cyclic spline).
+    ``knots``, ``handles_left`` and ``handles_right`` hold ``N`` points of ``D`` coordinates; the result has
+    the knots once each (and the first knot again at the end of a cyclic spline).
     """
-    knots = np.asarray(knots, dtype=np.float64)
-    left, right = np.asarray(handles_left, dtype=np.float64), np.asarray(handles_right, dtype=np.float64)
+    knots, left, right = _points(knots), _points(handles_left), _points(handles_right)
     if len(knots) < 2:
-        return knots.copy()
+        return knots
     ends = list(range(1, len(knots))) + ([0] if cyclic else [])
-    t = np.linspace(0.0, 1.0, max(resolution, 1) + 1)[1:, None]  # [steps, 1]; t = 0 is the previous end
-    pieces = [knots[:1]]
-    for start, end in zip(range(len(ends)), ends, strict=True):
+    steps = _linspace(1.0, max(resolution, 1) + 1)[1:]  # t = 0 is the previous segment's end
+    points = [knots[0]]
+    for start, end in enumerate(ends):
         p0, p1, p2, p3 = knots[start], right[start], left[end], knots[end]
-        pieces.append(
-            (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3
-        )  # [steps, D] cubic Bernstein form
-    return np.concatenate(pieces, axis=0)
+        for t in steps:  # the cubic Bernstein form
+            points.append(
+                tuple(
+                    (1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t**2 * c + t**3 * d
+                    for a, b, c, d in zip(p0, p1, p2, p3, strict=True)
+                )
+            )
+    return points
+
+
+def bezier_points(knots: Any, handles_left: Any, handles_right: Any, resolution: int, cyclic: bool = False) -> Any:
+    """:func:`bezier_path` as a numpy array ``(M, D)`` (needs numpy)."""
+    import numpy as np
+
+    return np.asarray(bezier_path(knots, handles_left, handles_right, resolution, cyclic), dtype=np.float64)

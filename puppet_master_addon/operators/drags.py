@@ -7,11 +7,11 @@ takes. The overlay that shows them lives in ``overlay.py`` and is registered fro
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import bpy
-import numpy as np
 from bpy.props import BoolProperty, FloatVectorProperty, IntProperty
 from mathutils import Vector
 
@@ -21,12 +21,13 @@ from ..core.camera import (
     camera_frame_ray,
     clamp_to_frame,
     frame_to_region,
-    project_to_camera_frame,
+    project_points,
     region_to_frame,
     scene_camera,
 )
 from ..core.drag_paths import (
-    bezier_points,
+    anchor_world_point,
+    bezier_path,
     check_api_drags,
     drag_frame_path,
     nearest_path,
@@ -48,7 +49,7 @@ def _unused_color(settings: Any) -> tuple[float, float, float]:
     """The first palette colour no drag uses, so numbers and colours stay told apart."""
     used = [tuple(drag.color) for drag in settings.drags]
     for color in DRAG_COLORS:
-        if not any(np.allclose(color, other, atol=1e-3) for other in used):
+        if not any(all(abs(a - b) <= 1e-3 for a, b in zip(color, other, strict=True)) for other in used):
             return color
     return DRAG_COLORS[len(settings.drags) % len(DRAG_COLORS)]
 
@@ -197,8 +198,8 @@ def _annotation_frame_at(layer: Any, frame_number: int) -> Any:
     return shown[-1] if shown else (frames[0] if frames else None)
 
 
-def annotation_strokes(scene: bpy.types.Scene) -> list[np.ndarray]:
-    """World-space points ``(N, 3)`` of each stroke of the active annotation layer at the current frame.
+def annotation_strokes(scene: bpy.types.Scene) -> list[list[tuple[float, float, float]]]:
+    """World-space points of each stroke of the active annotation layer at the current frame.
 
     ValueError saying what to draw when there is nothing to convert. Strokes drawn in 2-D screen
     space (Blender 4.x 2D annotations) have no 3-D position and are left out.
@@ -214,7 +215,7 @@ def annotation_strokes(scene: bpy.types.Scene) -> list[np.ndarray]:
     for stroke in frame.strokes if frame is not None else ():
         if getattr(stroke, "display_mode", "3DSPACE") != "3DSPACE":
             continue
-        points = np.array([tuple(point.co) for point in stroke.points], dtype=np.float64).reshape(-1, 3)
+        points = [tuple(point.co) for point in stroke.points]
         if len(points) >= 2:
             strokes.append(points)
     if not strokes:
@@ -225,21 +226,20 @@ def annotation_strokes(scene: bpy.types.Scene) -> list[np.ndarray]:
     return strokes
 
 
-def curve_object_paths(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> list[np.ndarray]:
-    """World-space points ``(N, 3)`` of each spline of an evaluated curve object.
+def curve_object_paths(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> list[list[tuple[float, float, float]]]:
+    """World-space points of each spline of an evaluated curve object.
 
     Bezier splines are sampled at their resolution; poly splines use their points; NURBS splines
     use their control points (an approximation). New-style Curves objects give one path per curve.
     """
     evaluated = obj.evaluated_get(depsgraph)
-    matrix = np.asarray(evaluated.matrix_world, dtype=np.float64)
-    local_paths: list[np.ndarray] = []
+    local_paths: list[Sequence[Sequence[float]]] = []
     if obj.type == "CURVE":
         for spline in evaluated.data.splines:
             if spline.type == "BEZIER":
                 knots = spline.bezier_points
                 local_paths.append(
-                    bezier_points(
+                    bezier_path(
                         [tuple(p.co) for p in knots],
                         [tuple(p.handle_left) for p in knots],
                         [tuple(p.handle_right) for p in knots],
@@ -248,18 +248,15 @@ def curve_object_paths(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) ->
                     )
                 )
             else:
-                points = np.array([tuple(p.co)[:3] for p in spline.points], dtype=np.float64).reshape(-1, 3)
+                points = [tuple(p.co)[:3] for p in spline.points]  # NURBS and poly points are (x, y, z, w)
                 if spline.use_cyclic_u and len(points) > 2:
-                    points = np.concatenate([points, points[:1]])
+                    points.append(points[0])
                 local_paths.append(points)
     elif obj.type == "CURVES":
         for curve in evaluated.data.curves:
-            local_paths.append(np.array([tuple(p.position) for p in curve.points], dtype=np.float64).reshape(-1, 3))
-    return [
-        (np.concatenate([path, np.ones((len(path), 1))], axis=1) @ matrix.T)[:, :3]  # [N, 4] -> world [N, 3]
-        for path in local_paths
-        if len(path) >= 2
-    ]
+            local_paths.append([tuple(p.position) for p in curve.points])
+    matrix = evaluated.matrix_world  # applied in double precision, as the projection is
+    return [[anchor_world_point(matrix, point) for point in path] for path in local_paths if len(path) >= 2]
 
 
 class _DragsFromPathsMixin:
@@ -267,7 +264,9 @@ class _DragsFromPathsMixin:
 
     replace: BoolProperty(name="Replace Drags", description="Remove the existing drags first", default=False)
 
-    def add_world_paths(self, context: bpy.types.Context, world_paths: Sequence[np.ndarray], source: str) -> set[str]:
+    def add_world_paths(
+        self, context: bpy.types.Context, world_paths: Sequence[Sequence[Sequence[float]]], source: str
+    ) -> set[str]:
         settings = context.scene.puppet_master
         try:
             camera_matrix, params = scene_camera(context.scene)
@@ -276,11 +275,11 @@ class _DragsFromPathsMixin:
             return {"CANCELLED"}
         paths, behind, too_short, clipped = [], 0, 0, 0
         for points in world_paths:
-            frame, depth = project_to_camera_frame(points, camera_matrix, params)
-            if params.projection == "PERSP" and not (depth > 0).all():
+            projected = project_points(points, camera_matrix, params)
+            if params.projection == "PERSP" and not all(depth > 0 for _, _, depth in projected):
                 behind += 1
                 continue
-            path = normalise_path(frame)
+            path = normalise_path((x, y) for x, y, _ in projected)
             if path is None:
                 too_short += 1
                 continue
@@ -540,7 +539,7 @@ class PUPPET_OT_draw_drags(bpy.types.Operator):
 
     def _extend_stroke(self, mouse: tuple[int, int], rect: FrameRect) -> None:
         last_x, last_y = frame_to_region(*self.stroke[-1], rect)
-        if np.hypot(mouse[0] - last_x, mouse[1] - last_y) >= MIN_STROKE_SPACING:
+        if math.hypot(mouse[0] - last_x, mouse[1] - last_y) >= MIN_STROKE_SPACING:
             self.stroke.append(clamp_to_frame(*region_to_frame(*mouse, rect)))
 
     def _commit_stroke(self, context: bpy.types.Context) -> None:
