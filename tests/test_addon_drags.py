@@ -149,7 +149,9 @@ def test_capture_renders_rgba_and_restores_settings(scene) -> None:
     image.pixels.foreach_get(pixels)
     pixels = pixels.reshape(48, 64, 4)
     assert pixels[0, 0, 3] == 0.0 and pixels[-1, -1, 3] == 0.0  # transparent film around the cube
-    assert pixels[24, 32, 3] == 1.0 and pixels[24, 32, :3].max() > 0.05  # the cube, opaque and lit
+    # the cube, opaque and lit: Workbench's anti-aliasing samples may sum to 254/255 inside (Blender 4.5), and the
+    # backend's object mask is alpha > 127
+    assert pixels[24, 32, 3] >= 253 / 255 and pixels[24, 32, :3].max() > 0.05
 
     # Generate sends the render's own PNG: the same RGBA pixels, the film's transparency kept
     image_module = pytest.importorskip("PIL.Image")
