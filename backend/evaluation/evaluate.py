@@ -2,10 +2,18 @@
 
 Each test example is one pickle holding ``latents`` ``(1, F, 4, h, w)`` (VAE latents times 0.18215),
 ``cond_latent`` ``(1, 4, h, w)``, ``embedding`` ``(1, 1, D)`` and ``drags`` ``(1, F, 5, 4)``, plus
-metadata. The model generates from exactly that conditioning; the ground truth is the decoded
-``latents``. Baselines: the static first frame, and the weight-free preview engine warping the
-first frame along the drags. Metrics: PSNR and SSIM per example and on average (LPIPS and FVD
-need network weights that are not shipped; they are reported as unavailable).
+metadata; the published batches also carry ``NNNNN.gif``, the example's frames as a GIF.
+
+- With ``--model``: the model generates from exactly that conditioning; the ground truth is the
+  decoded ``latents``; the baselines are scored against the same decoded frames.
+- Without a model (no VAE, no GPU): the ground truth is the published GIF's frames, resized to the
+  model's 256 x 256 (Lanczos), and only the baselines are scored.
+
+Baselines: the static first frame, and the weight-free preview engine moving the parts of the first
+frame along the drags. Metrics: PSNR and SSIM on frames 1..F-1 — frame 0 is the input every method is
+given, so it is reported apart (``frame0_psnr``) rather than averaged in — per example and on
+average, with the number of examples each method beats the static frame on (PSNR). LPIPS and FVD need
+network weights that are not shipped; they are reported as unavailable.
 
 Pickles can run code when loaded: only evaluate test batches from a source you trust. The loader
 below accepts only the classes such batches are made of (tensors, arrays, plain containers).
@@ -17,15 +25,18 @@ import argparse
 import csv
 import io
 import logging
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageSequence
 
 from ..engines.preview import warp_preview
 from ..pipeline.pipeline import PuppetMasterPipeline
+from ..pipeline.preprocess import MODEL_IMAGE_SIZE
 from .metrics import psnr, ssim
 
 logger = logging.getLogger(__name__)
@@ -75,12 +86,30 @@ def load_test_batch(path: str | Path) -> dict:
     return batch
 
 
+STATIC = "static first frame"
+PREVIEW = "preview"
+
+
 @dataclass
 class ExampleScores:
+    """One method on one example: PSNR and SSIM on frames 1..F-1, and PSNR on frame 0 alone."""
+
     name: str
     method: str
     psnr: float
     ssim: float
+    frame0_psnr: float
+
+
+def score_video(name: str, method: str, video: torch.Tensor, truth: torch.Tensor) -> ExampleScores:
+    """Scores of an ``(F, 3, H, W)`` video in [0, 1] against the ground truth: frames 1..F-1, and frame 0 apart."""
+    later, first = video[1:], video[:1]
+    return ExampleScores(name, method, psnr(later, truth[1:]), ssim(later, truth[1:]), psnr(first, truth[:1]))
+
+
+def baseline_videos(truth: torch.Tensor, drags: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The static first frame and the preview, both made from the ground truth's frame 0 and the drags."""
+    return {STATIC: truth[:1].repeat(truth.shape[0], 1, 1, 1), PREVIEW: preview_baseline(truth[0], drags)}
 
 
 def drag_trajectories(drags: torch.Tensor) -> list[np.ndarray]:
@@ -110,12 +139,31 @@ def evaluate_example(pipe: PuppetMasterPipeline, batch: dict, name: str, steps: 
         guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="pt",
         image_latents=batch["cond_latent"], image_embeddings=batch["embedding"],
     ).frames[0].cpu()  # fmt: skip
-    candidates = {
-        "puppet-master": generated,
-        "static first frame": truth[:1].repeat(truth.shape[0], 1, 1, 1),
-        "preview": preview_baseline(truth[0], batch["drags"][0]),
-    }
-    return [ExampleScores(name, method, psnr(video, truth), ssim(video, truth)) for method, video in candidates.items()]
+    candidates = {"puppet-master": generated} | baseline_videos(truth, batch["drags"][0])
+    return [score_video(name, method, video, truth) for method, video in candidates.items()]
+
+
+def load_published_frames(gif_path: Path, size: int = MODEL_IMAGE_SIZE) -> torch.Tensor:
+    """The frames of a published example's GIF as ``(F, 3, size, size)`` in [0, 1] (Lanczos resize)."""
+    if not gif_path.is_file():
+        raise FileNotFoundError(
+            f"{gif_path} is missing: without --model the ground truth is the published GIF beside each .pkl "
+            "(the authors' DragAMove-test-batches folder has both); pass --model to score against decoded latents"
+        )
+    with Image.open(gif_path) as gif:
+        frames = [np.asarray(frame.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+                  for frame in ImageSequence.Iterator(gif)]  # fmt: skip
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+
+
+def evaluate_published(path: Path) -> list[ExampleScores]:
+    """The baselines on one example against its published GIF frames (no model, no VAE)."""
+    batch = load_test_batch(path)
+    truth = load_published_frames(path.with_suffix(".gif"))
+    drags = batch["drags"][0]
+    if truth.shape[0] != drags.shape[0]:
+        raise ValueError(f"{path.with_suffix('.gif')} has {truth.shape[0]} frames but the drags have {drags.shape[0]}")
+    return [score_video(path.stem, method, video, truth) for method, video in baseline_videos(truth, drags).items()]
 
 
 def write_report(scores: list[ExampleScores], out_dir: Path) -> tuple[Path, Path]:
@@ -124,20 +172,37 @@ def write_report(scores: list[ExampleScores], out_dir: Path) -> tuple[Path, Path
     csv_path, markdown_path = out_dir / "scores.csv", out_dir / "scores.md"
     with open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["example", "method", "psnr", "ssim"])
+        writer.writerow(["example", "method", "psnr", "ssim", "frame0_psnr"])
         for row in scores:
-            writer.writerow([row.name, row.method, f"{row.psnr:.4f}", f"{row.ssim:.4f}"])
+            writer.writerow([row.name, row.method, f"{row.psnr:.4f}", f"{row.ssim:.4f}", f"{row.frame0_psnr:.4f}"])
     methods = list(dict.fromkeys(row.method for row in scores))
-    lines = ["| method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | FVD ↓ | examples |", "|---|---|---|---|---|---|"]
+    static = {row.name: row.psnr for row in scores if row.method == STATIC}
+    lines = [
+        "| method | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | FVD ↓ | beats static (PSNR) | frame 0 PSNR (dB) | examples |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for method in methods:
         rows = [row for row in scores if row.method == method]
         mean_psnr = float(np.mean([row.psnr for row in rows]))
         mean_ssim = float(np.mean([row.ssim for row in rows]))
-        lines.append(f"| {method} | {mean_psnr:.2f} | {mean_ssim:.4f} | n/a | n/a | {len(rows)} |")
+        frame0 = float(np.mean([row.frame0_psnr for row in rows]))
+        beats = "—" if method == STATIC else str(sum(row.psnr > static.get(row.name, math.inf) for row in rows))
+        lines.append(
+            f"| {method} | {mean_psnr:.2f} | {mean_ssim:.4f} | n/a | n/a | {beats} | {frame0:.2f} | {len(rows)} |"
+        )
     lines.append("")
+    lines.append("PSNR and SSIM on frames 1..F-1; frame 0, the input every method is given, apart.")
     lines.append("LPIPS and FVD need network weights (VGG/AlexNet, I3D) that are not available offline: n/a.")
     markdown_path.write_text("\n".join(lines) + "\n")
     return csv_path, markdown_path
+
+
+def print_report(scores: list[ExampleScores], out: str) -> int:
+    """Write and print the report; 0 for the CLI."""
+    csv_path, markdown_path = write_report(scores, Path(out))
+    print(markdown_path.read_text())
+    print(f"per-example scores: {csv_path}")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -148,21 +213,25 @@ def main(args: argparse.Namespace) -> int:
     files = sorted(Path(args.batches).glob("*.pkl"))[: args.limit or None]
     if not files:
         raise FileNotFoundError(f"no test batches (*.pkl) in {args.batches!r}")
+    if args.model is None:
+        logger.info("no model: scoring the baselines against the published GIF frames of %d examples", len(files))
+        return print_report([score for path in files for score in evaluate_published(path)], args.out)
     pipe, identity = load_pipeline(with_fetched_weights(EngineConfig.from_mapping(args)))
     logger.info("evaluating %s on %d examples", identity, len(files))
     scores: list[ExampleScores] = []
     for index, path in enumerate(files, 1):
         scores += evaluate_example(pipe, load_test_batch(path), path.stem, args.steps, args.guidance, args.seed)
         logger.info("%d/%d %s", index, len(files), path.name)
-    csv_path, markdown_path = write_report(scores, Path(args.out))
-    print(markdown_path.read_text())
-    print(f"per-example scores: {csv_path}")
-    return 0
+    return print_report(scores, args.out)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="PSNR/SSIM on Drag-a-Move test batches, with baselines")
-    parser.add_argument("--model", required=True, help="a Puppet-Master pipeline folder")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a Puppet-Master pipeline folder; without it only the baselines are scored, against the published GIFs",
+    )
     parser.add_argument("--batches", required=True, help="folder of test batches (*.pkl, the authors' format)")
     parser.add_argument("--out", required=True, help="folder for scores.csv and scores.md")
     parser.add_argument("--steps", type=int, default=50)

@@ -18,7 +18,8 @@ Without a part map the object is cut into parts by its edges, in three steps:
    or none) is taken only when no region with a clear border exists, and then at most
    ``UNSURE_PART_FRACTION`` of the object; no region is ever more than ``MAX_PART_FRACTION``, because
    moving the whole body when the seam was missed costs far more than moving too small a part. An
-   object with no edge inside it at all (nothing reaches ``MIN_BORDER``) is one part and moves whole.
+   object with no edge inside it at all (its gradient below ``NO_BORDER`` off its rim) is one part and
+   moves whole.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ MIN_PART_FRACTION = 0.03
 MAX_PART_FRACTION = 0.3
 # A border this strong (mean CIELAB gradient per pixel along it) is a clear seam between parts.
 MIN_BORDER = 5.0
+# A gradient below this is no edge at all (flat colour, compression noise): an object without a stronger
+# one anywhere inside it is one part.
+NO_BORDER = 1.0
 # A region without a clear border covers at most this fraction of the object.
 UNSURE_PART_FRACTION = 0.1
 # Pixels either side of a grown part's border within which the border snaps to the image's edge.
@@ -50,7 +54,7 @@ def colour_gradient(image: np.ndarray, mask: np.ndarray, sigma: float = GRADIENT
     """``(H, W)`` float32 gradient magnitude of an RGB uint8 image in CIELAB units per pixel, on the object.
 
     The blur is a normalised convolution over the object's pixels only (``blur(lab * mask) / blur(mask)``),
-    so that the silhouette against the white background is no edge: only edges inside the object count.
+    so that the silhouette against the white background is no edge: only edges on the object count.
     """
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     weight = mask.astype(np.float32)
@@ -114,6 +118,8 @@ class MergeTree:
         children: per node, its two children (empty for a leaf).
         level: per node, the mean border strength at which it formed (0 for a leaf).
         area: per node, its pixel count.
+        uniform: no edge inside the object at all: its gradient stays below NO_BORDER everywhere but on
+            its three-pixel rim (where edge pixels blend with the background).
     """
 
     labels: np.ndarray
@@ -121,6 +127,7 @@ class MergeTree:
     children: list[tuple[int, ...]]
     level: list[float]
     area: list[int]
+    uniform: bool = False
 
     def leaves(self, node: int) -> list[int]:
         """The superpixels under ``node``."""
@@ -174,7 +181,9 @@ def build_merge_tree(image: np.ndarray, mask: np.ndarray) -> MergeTree:
         for neighbour, (total, pixels) in merged.items():
             borders[neighbour][node] = merged[neighbour]
             heapq.heappush(heap, (total / pixels, node, neighbour))
-    return MergeTree(labels=labels, parent=parent, children=children, level=level, area=area)
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    uniform = not inner.any() or float(gradient[inner].max()) < NO_BORDER
+    return MergeTree(labels=labels, parent=parent, children=children, level=level, area=area, uniform=uniform)
 
 
 def _leaf_at(labels: np.ndarray, point: np.ndarray) -> int | None:
@@ -204,7 +213,7 @@ def grow_part(
     leaf = _leaf_at(tree.labels, point)
     if leaf is None:
         return np.zeros(tree.labels.shape, dtype=bool)
-    if max(tree.level) < MIN_BORDER:  # no edge inside the object at all: it is one part
+    if tree.uniform:  # no edge inside the object at all: it is one part
         return tree.labels >= 0
     total = int((tree.labels >= 0).sum())
     best, best_score = leaf, (False, -1.0)
