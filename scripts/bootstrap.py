@@ -144,10 +144,12 @@ def ensure_environment(extras: str | None, machine: Machine | None = None) -> Pa
         return python
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
     print(f"installing PyTorch: {plan.why} (first run: this takes a few minutes)", flush=True)
-    run_checked([*pip, plan.requirement, *plan.pip_args], "installing PyTorch")
+    # torch alone from the chosen index (its dependencies come from PyPI with the rest): an unreachable extra
+    # index then costs pip's retries for one package, not for every package
+    run_checked([*pip, "--no-deps", plan.requirement, *plan.pip_args], "installing PyTorch")
     target = f".[{extras}]" if extras else "."
     print(f"installing the project ({target}) and its pinned dependencies ...", flush=True)
-    run_checked([*pip, "-e", target, *os.environ.get("EXTRA_PACKAGES", "").split(), *plan.pip_args], "installing")
+    run_checked([*pip, "-e", target, *os.environ.get("EXTRA_PACKAGES", "").split()], "installing")
     for old in venv.glob(".installed-*"):
         old.unlink()
     stamp.touch()
