@@ -324,24 +324,33 @@ def scenario_refusals(args: argparse.Namespace, report: dict[str, Any]) -> None:
     report["drags_unanimated"] = call(bpy.ops.puppet.drags_from_animation)
 
 
-def scenario_blocking(args: argparse.Namespace, report: dict[str, Any]) -> None:
-    """Two-key blocking -> Drags from Animation -> Generate (preview engine) -> Bake Motion, on the lid."""
-    set_backend(args.url)
-    # A tall box seen from low: the lid is a clear part (a seam all round, a fifth of the object), which
-    # the preview engine, cutting parts by their edges, moves whole.
-    part, axis_name = build("hinge", -1, args.contrast, box_height=1.2)
-    scene = bpy.context.scene
+def blocking_scene(degrees: float, contrast: float) -> tuple[bpy.types.Object, str]:
+    """The loop's starting point: the lid keyed at two frames only (closed at 1, open ``degrees`` at 14).
+
+    A tall box seen from the side: the lid is a clear part (a seam all round, a fifth of the object),
+    which the preview engine, cutting parts by their edges, moves whole.
+    """
+    part, axis_name = build("hinge", -1, contrast, box_height=1.2)
     part.animation_data_clear()
     part.rotation_euler = (0.0, 0.0, 0.0)
     part.keyframe_insert("rotation_euler", frame=1)
-    part.rotation_euler = (math.radians(-args.blocking_degrees), 0.0, 0.0)
+    part.rotation_euler = (math.radians(-degrees), 0.0, 0.0)
     part.keyframe_insert("rotation_euler", frame=FRAMES)
-    report["blocking"] = measured_values(part, "hinge", axis_name)
-    settings = scene.puppet_master
+    settings = bpy.context.scene.puppet_master
     settings.num_frames, settings.steps, settings.use_random_seed, settings.seed = FRAMES, 2, False, 5
     settings.capture_resolution = max(RESOLUTION)
     settings.import_start_frame, settings.import_frame_step = 1, 1
     select_only(part)
+    return part, axis_name
+
+
+def scenario_blocking(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Two-key blocking -> Drags from Animation -> Generate (preview engine) -> Bake Motion, on the lid."""
+    set_backend(args.url)
+    part, axis_name = blocking_scene(args.blocking_degrees, args.contrast)
+    scene = bpy.context.scene
+    settings = scene.puppet_master
+    report["blocking"] = measured_values(part, "hinge", axis_name)
     report["drags_op"] = call(bpy.ops.puppet.drags_from_animation)
     report["drags"] = [[tuple(point.co) for point in drag.points] for drag in settings.drags]
     scene.frame_set(1)

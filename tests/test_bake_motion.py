@@ -13,18 +13,15 @@ blocking -> Drags from Animation -> preview engine -> Bake Motion must move the 
 
 from __future__ import annotations
 
-import base64
 import json
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import requests
 from addon_support import backend_server, extension_zip, run_scenario  # noqa: F401 - extension_zip is a fixture
+from bake_support import seed_job
 
 SCRIPT = Path(__file__).resolve().parent / "bake_scenarios.py"
 FRAMES = 14
@@ -38,27 +35,6 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     results = tmp_path_factory.mktemp("bake-backend") / "results"
     with backend_server(results, "--engine", "preview") as url:
         yield url, results
-
-
-def seed_job(url: str, results: Path, frames_dir: str) -> str:
-    """A succeeded job on the backend whose frames are the rendering in ``frames_dir``; its id."""
-    frames = sorted(Path(frames_dir).glob("frame_*.png"))
-    body = {
-        "image": base64.b64encode(frames[0].read_bytes()).decode("ascii"),
-        "drags": [[[0.5, 0.5], [0.52, 0.5]]],
-        "frames": len(frames),
-        "steps": 1,
-    }
-    answer = requests.post(f"{url}/v1/jobs", json=body, timeout=30)
-    assert answer.status_code == 202, answer.text
-    job_id = answer.json()["id"]
-    deadline = time.monotonic() + 60
-    while (status := requests.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()["status"]) != "succeeded":
-        assert status in ("queued", "running") and time.monotonic() < deadline, status
-        time.sleep(0.1)
-    for frame in frames:
-        shutil.copyfile(frame, results / job_id / "video_0" / frame.name)
-    return job_id
 
 
 def render_and_bake(

@@ -141,6 +141,20 @@ def test_fits_recover_a_hinged_lid_through_noise_and_outliers(constraint: str) -
         np.testing.assert_allclose(fit.values, ANGLES, atol=math.radians(0.5))
 
 
+def test_a_hinge_that_jumps_between_frames_is_still_found() -> None:
+    """A video that skips most of the opening between two frames: the neighbour's angle is far off."""
+    rng = np.random.default_rng(10)
+    view = make_view()
+    points = lid_points(rng)
+    angles = np.radians([0.0, -2.0, -4.0, -95.0, -97.0, -99.0])
+    motions = [about(PIVOT, motion_fit.rotation_from_vector(X_AXIS * angle)) for angle in angles]
+    tracks = observe(view, points, motions, rng, noise=0.2)
+    fit = motion_fit.fit_part_motion(
+        "Lid", points, tracks, np.ones(tracks.shape[:2]), view, PIVOT, "HINGE", X_AXIS, smoothing=0.0
+    )
+    np.testing.assert_allclose(fit.values, angles, atol=math.radians(0.5))
+
+
 def test_slide_recovers_the_travel_along_its_axis() -> None:
     rng = np.random.default_rng(4)
     view = make_view(eye=(2.2, -3.2, 2.2))

@@ -47,7 +47,8 @@ class BakeOutcome:
     refused: dict[str, str] = field(default_factory=dict)
     error: str = ""
     num_frames: int = 0
-    track_s: float = 0.0
+    track_s: float = 0.0  # the tracks request, end to end
+    server_track_s: float = 0.0  # of which the backend's tracking itself
     fit_s: float = 0.0
 
 
@@ -126,6 +127,7 @@ class BakeTask:
         started = time.perf_counter()
         answer = self.client.tracks(self.job_id, points, self.video)
         outcome.track_s = time.perf_counter() - started
+        outcome.server_track_s = float(answer.get("seconds") or 0.0)
         if self._cancel.is_set():
             outcome.error = "Cancelled"
             return

@@ -14,7 +14,7 @@ Per frame (nearest the reference frame first, so each starts from its neighbour'
 
 1. Start: the neighbour's motion, and a Kabsch alignment (Kabsch 1976; Umeyama 1991) of the points
    to their tracked image rays, each point taken at its reference depth, projected onto the
-   constraint; for a hinge also the best angle of a 5-degree scan.
+   constraint (this one finds the part after a jump between frames).
 2. Levenberg-Marquardt on the reprojection error in pixels, iteratively reweighted: track confidence
    times a Huber weight (Huber 1964), so a few bad tracks cannot pull the part.
 3. The start with the lowest robust cost wins.
@@ -43,7 +43,6 @@ MIN_CONFIDENCE = 0.3
 HUBER_PX = 1.5  # residuals beyond this (pixels) count linearly, not squared
 OUTLIER_PX = 6.0  # tracks further than this from the fitted motion are reported as outliers, not as error
 LM_ITERATIONS = 30
-HINGE_SCAN_DEGREES = 5.0
 
 
 class FitError(ValueError):
@@ -366,21 +365,6 @@ def _kabsch_start(
     return model.constrain(rotation, offset)
 
 
-def _hinge_scan(
-    model: _Model, view: PinholeView, points: np.ndarray, observed: np.ndarray, confidence: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The hinge angle of a full-turn scan in HINGE_SCAN_DEGREES steps with the lowest robust cost."""
-    import numpy as np
-
-    best, best_cost = np.eye(3), math.inf
-    for degrees in np.arange(-180.0, 180.0, HINGE_SCAN_DEGREES):
-        rotation = rotation_from_vector(model.axis * math.radians(degrees))
-        cost = _robust_cost(view.project(model.apply(rotation, np.zeros(3), points))[0] - observed, confidence)
-        if cost < best_cost:
-            best, best_cost = rotation, cost
-    return best, np.zeros(3)
-
-
 def _fit_frame(
     model: _Model,
     view: PinholeView,
@@ -389,16 +373,12 @@ def _fit_frame(
     confidence: np.ndarray,
     previous: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The best motion of one frame from several starts (see the module docstring)."""
-    starts = [previous, _kabsch_start(model, view, points, observed, confidence)]
-    if model.constraint == "HINGE":
-        starts.append(_hinge_scan(model, view, points, observed, confidence))
-    best = None
-    for rotation, translation in starts:
-        fitted = _levenberg_marquardt(model, view, points, observed, confidence, rotation, translation)
-        if best is None or fitted[2] < best[2]:
-            best = fitted
-    return best[0], best[1]
+    """The best motion of one frame from two starts: the neighbour's motion (a smooth video) and Kabsch's
+    (a jump between frames, as a video that skips most of a motion has)."""
+    starts = (previous, _kabsch_start(model, view, points, observed, confidence))
+    fits = [_levenberg_marquardt(model, view, points, observed, confidence, *start) for start in starts]
+    rotation, translation, _cost = min(fits, key=lambda fitted: fitted[2])
+    return rotation, translation
 
 
 # --- over time ------------------------------------------------------------------------------------
