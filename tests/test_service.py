@@ -481,11 +481,11 @@ def test_engine_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert engine.name == "preview" and reason.startswith("no GPU: CUDA and MPS are unavailable (the model needs")
     assert engine.describe()["reason"] == reason
     engine, reason = choose("auto")
-    assert reason == f"no GPU: CUDA and MPS are unavailable; no model weights ({factory.FETCH_HINT})"
+    assert reason == f"no GPU: CUDA and MPS are unavailable; no model weights: {factory.FETCH_HINT}"
 
     monkeypatch.setattr(factory, "gpu_unavailable_reason", lambda: None)  # as if there were a GPU
     engine, reason = choose("auto")
-    assert engine.name == "preview" and reason == f"no model weights ({factory.FETCH_HINT})"
+    assert engine.name == "preview" and reason == f"no model weights: {factory.FETCH_HINT}"
     engine, reason = choose("auto", model=tmp_path / "missing", device="cpu")
     assert engine.name == "preview" and reason.startswith("the Puppet-Master model failed to load: model folder")
     with pytest.raises(ValueError, match="needs model weights"):

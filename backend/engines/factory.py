@@ -24,7 +24,7 @@ __all__ = ["ENGINE_CHOICES", "LoadReport", "create_engine", "gpu_unavailable_rea
 # Called while an engine loads with a short description of the stage ("loading the UNet", ...).
 LoadReport = Callable[[str], None]
 
-FETCH_HINT = "run `puppet-master fetch-weights` (once, a few GB) or pass --model DIR"
+FETCH_HINT = "run `puppet-master fetch-weights` once (a download of a few GB) or pass --model DIR"
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -85,7 +85,7 @@ def create_engine(config: EngineConfig, report: LoadReport | None = None) -> tup
         return _diffusion(config, reason, report), reason
 
     gpu_missing = gpu_unavailable_reason()
-    weights_missing = None if config.weights_given() else f"no model weights ({FETCH_HINT})"
+    weights_missing = None if config.weights_given() else f"no model weights: {FETCH_HINT}"
     if gpu_missing and weights_missing:
         return _preview(f"{gpu_missing}; {weights_missing}")
     if gpu_missing:
