@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from . import __version__, fetch_weights, generate, selfcheck, serve
 from .data import curate, drags, render
@@ -13,10 +14,25 @@ from .motion import command as track
 from .training import cache, train
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (the usage block it prints first buries the reason)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# Errors that mean "the input (a flag, a file, a folder) is wrong", told in one line with exit status 2;
+# anything else is a bug and keeps its traceback.
+_INPUT_ERRORS = (ValueError, OSError, RuntimeError)
+
+
+def _is_input_error(error: BaseException) -> bool:
+    # safetensors raises its own type for a damaged weights file
+    return isinstance(error, _INPUT_ERRORS) or type(error).__name__ == "SafetensorError"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="puppet-master", description="Puppet-Master: part-level motion videos from drags."
-    )
+    parser = _Parser(prog="puppet-master", description="Puppet-Master: part-level motion videos from drags.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"puppet-master {args.command}: {error}", file=sys.stderr)
+    except Exception as error:
+        if not _is_input_error(error):
+            raise
+        text = " ".join(str(error).split()) or type(error).__name__  # one line, whatever the library wrote
+        print(f"puppet-master {args.command}: {text}", file=sys.stderr)
         return 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import threading
 from pathlib import Path
 
@@ -28,10 +29,14 @@ def parse_drag(text: str) -> np.ndarray:
         points = []
     if not points or any(len(point) != 2 for point in points):
         raise ValueError(f"--drag {text!r}: expected points as 'x,y x,y ...' (at least two)")
+    if not all(math.isfinite(value) for point in points for value in point):
+        raise ValueError(f"--drag {text!r}: every coordinate must be a finite number")
     return np.array(points, dtype=np.float64)
 
 
 def load_image(path: str) -> Image.Image:
+    if Path(path).is_dir():
+        raise ValueError(f"--image {path!r} is a folder; give an image file (PNG, JPEG)")
     if not Path(path).is_file():
         raise FileNotFoundError(f"image {path!r} does not exist")
     try:
@@ -52,11 +57,44 @@ def normalised_drags(drags: list[np.ndarray], image: Image.Image, normalized: bo
 
 
 def build_engine(args: argparse.Namespace) -> Engine:
-    """The engine the command-line flags describe (:func:`backend.engines.factory.create_engine`)."""
+    """The engine the command-line flags describe (:func:`backend.engines.factory.create_engine`).
+
+    The factory's own errors (no weights, no such folder or device) say what to do already; anything
+    else a model folder makes the loaders raise (a damaged weights file, a broken config) becomes one
+    ValueError naming it.
+    """
     from .engines.factory import create_engine
 
-    engine, _reason = create_engine(EngineConfig.from_mapping(args))
+    try:
+        engine, _reason = create_engine(EngineConfig.from_mapping(args))
+    except (ValueError, FileNotFoundError, RuntimeError):
+        raise
+    except Exception as error:  # noqa: BLE001 - diffusers, transformers and safetensors raise many kinds
+        where = f" from {args.model}" if getattr(args, "model", None) else ""
+        raise ValueError(
+            f"the model could not be loaded{where} ({type(error).__name__}: {error}); the folder is incomplete or "
+            "damaged: fetch it again with `puppet-master fetch-weights`, or pass another --model"
+        ) from error
     return engine
+
+
+def prepare_output_folder(out: str) -> Path:
+    """``--out`` as a folder that exists and can be written; ValueError in one sentence otherwise.
+
+    Checked before the model loads, so a typo costs a second, not a minute of loading.
+    """
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the frames")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"--out {out} cannot be written ({reason}); give a writable folder") from None
+    return folder
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -79,6 +117,7 @@ def run_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"at most {MAX_DRAGS} drags (the model's limit), got {len(request.drags)}")
     for drag in request.drags:
         resample_drag(drag, request.num_frames, request.ease)
+    prepare_output_folder(args.out)
     engine = build_engine(args)
     description = engine.describe()
     print(f"engine: {description['engine']} on {description['device']} ({description['model']})")
@@ -109,8 +148,17 @@ def run_make_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _checked(kind: type, minimum: float, maximum: float | None = None):
+    """An argparse type: ``kind`` (int or float) within the bounds; NaN and infinities are refused."""
+
     def parse(text: str):
-        value = kind(text)
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
+            ) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
         if value < minimum or (maximum is not None and value > maximum):
             bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
             raise argparse.ArgumentTypeError(f"{text} is out of range: must be {bounds}")
@@ -134,7 +182,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-videos", type=_checked(int, 1, 16), default=1, help="variations, batched")
     parser.add_argument("--frames", type=_checked(int, 2, 64), default=14)
     parser.add_argument(
-        "--crop-scale", type=float, default=DEFAULT_CROP_SCALE, help="object crop size (0 = whole image)"
+        "--crop-scale",
+        type=_checked(float, 0.0, 10.0),
+        default=DEFAULT_CROP_SCALE,
+        help="object crop size (0 = whole image)",
     )
     parser.add_argument("--ease", choices=EASES, default="linear")
     parser.add_argument("--out", required=True, help="output folder")

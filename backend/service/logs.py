@@ -19,17 +19,19 @@ class RepeatFilter(logging.Filter):
     Parameters:
         burst: records of a kind let through per ``window_s`` seconds (the first keeps its traceback).
         window_s: length of a window; the first record of the next one says how many were held back.
+        level: records below this level pass untouched.
     """
 
-    def __init__(self, burst: int = 3, window_s: float = 60.0) -> None:
+    def __init__(self, burst: int = 3, window_s: float = 60.0, level: int = logging.WARNING) -> None:
         super().__init__()
         self.burst = burst
         self.window_s = window_s
+        self.level = level
         self._lock = threading.Lock()
         self._seen: dict[tuple, list[float | int]] = {}  # key -> [window start, passed, dropped]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < self.level:
             return True
         kind = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else None
         key = (record.name, record.levelno, str(record.msg), kind)

@@ -29,7 +29,11 @@ import h11
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .logs import RepeatFilter
+
 logger = logging.getLogger(__name__)
+# A slowloris attack closes hundreds of connections a minute: say so a few times, then count.
+logger.addFilter(RepeatFilter(level=logging.INFO))
 
 # How long a connection over the cap gets to send its request head before it is closed unanswered.
 _OVER_CAP_HEAD_S = 2.0

@@ -55,7 +55,9 @@ class ServiceSettings(BaseSettings):
         keep_hours: finished jobs older than this are deleted (0 = keep regardless of age).
         keep_gb: when the results take more than this, the oldest are deleted (0 = no size limit).
         max_body_mb: largest request body accepted (413 beyond it).
-        max_image_side: largest accepted image width or height in pixels (413 beyond it).
+        max_image_side: largest accepted image width or height in pixels (413 beyond it). 2048, the add-on's
+            largest capture: the frames come back at the input's size, and the preview engine takes about
+            100 bytes per input pixel (1.9 GB for a 4096x4096 image, docs/reliability.md).
         max_job_pixels: largest output of one job, width x height x frames x videos (413 beyond it):
             the frames are as large as the input image and all of them are in memory at once.
         max_bodies_mb: request bodies held in memory at once; more wait (503 after ``intake_wait_s``).
@@ -87,7 +89,7 @@ class ServiceSettings(BaseSettings):
     keep_hours: float = Field(24.0 * 7, ge=0, allow_inf_nan=False)
     keep_gb: float = Field(10.0, ge=0, allow_inf_nan=False)
     max_body_mb: float = Field(32.0, gt=0, allow_inf_nan=False)
-    max_image_side: int = Field(4096, ge=16)
+    max_image_side: int = Field(2048, ge=16)
     max_job_pixels: int = Field(2**27, ge=2**16)
     max_bodies_mb: float = Field(128.0, gt=0, allow_inf_nan=False)
     decode_slots: int = Field(2, ge=1, le=64)
