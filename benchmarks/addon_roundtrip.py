@@ -5,15 +5,16 @@ Runs inside Blender as a Python module (``bpy``), with the extension built by
 touched). A ``puppet-master serve --engine preview`` child process on a free port is the backend.
 The scene is a cube, a camera and a light, with one drag. Each run:
 
-1. capture: Workbench render of the camera view (``render_camera_view``), PNG encoding, payload;
+1. capture: Workbench render of the camera view to the PNG file Generate sends (``capture_png_bytes``: the
+   render writes the PNG itself, nothing is re-encoded), then the payload;
 2. the job as in the UI: the worker thread submits, polls, downloads the zip and extracts it, while
-   the main thread calls the timer callback (``poll_active_job``) every 0.15 s, as ``bpy.app.timers``
-   would (timers do not fire in background mode). Every callback is timed: that is how long the UI
-   would freeze; the last one adds the result and imports it (camera background);
-3. import: each import mode once more, timed.
+   the main thread calls ``poll_active_job`` every 0.15 s, as Generate's window-manager timer events
+   would (they do not fire in background mode). Every call is timed: that is how long the UI would
+   freeze; the last one (it returns the job's outcome) adds the result and imports it (camera background);
+3. import: each import mode once more, timed (with the panel's defaults: a new import replaces earlier ones).
 
 **Overhead** = wall time from pressing Generate to the imported result, minus the engine's own time
-(the backend's ``timings.engine``): capture, encoding, HTTP, polling latency, the backend's writing,
+(the backend's ``timings.engine``): capture (render and PNG), HTTP, polling latency, the backend's writing,
 download, extraction and import. Targets: overhead <= 1 s; no main-thread stall > 50 ms.
 
 Usage::
@@ -27,11 +28,13 @@ import argparse
 import os
 import platform
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_OVERHEAD_S = 1.0
@@ -45,13 +48,13 @@ _USER = tempfile.TemporaryDirectory(prefix="puppet-master-bench-")
 os.environ["BLENDER_USER_RESOURCES"] = os.path.join(_USER.name, "blender-user")
 
 import bpy  # noqa: E402
-import requests  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from build_extension import build  # noqa: E402
 
 
-def start_backend(folder: Path) -> tuple[subprocess.Popen, str]:
+def start_backend(folder: Path, client_module: ModuleType) -> tuple[subprocess.Popen, str]:
+    """``puppet-master serve --engine preview`` on a free port; asked for its health with the add-on's own client."""
     import socket
 
     with socket.socket() as sock:
@@ -65,9 +68,9 @@ def start_backend(folder: Path) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if requests.get(url + "/v1/health", timeout=1).ok:
-                return process, url
-        except requests.RequestException:
+            client_module.BackendClient(url, timeout=1).health()
+            return process, url
+        except client_module.BackendError:
             time.sleep(0.2)
     process.terminate()
     raise SystemExit(f"the backend did not start; see {folder / 'serve.log'}")
@@ -94,20 +97,22 @@ def build_scene(capture_size: int) -> bpy.types.Scene:
     return scene
 
 
-def one_run(url: str, modules: dict) -> dict[str, float]:
-    generate, capture, results = modules["generate"], modules["capture"], modules["results"]
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's header (its IHDR chunk comes first)."""
+    return struct.unpack(">II", png[16:24])
+
+
+def one_run(url: str, modules: dict[str, ModuleType]) -> dict[str, float]:
+    generate, capture, results, client = modules["generate"], modules["capture"], modules["results"], modules["client"]
     context = bpy.context
     scene = context.scene
     settings = scene.puppet_master
     row: dict[str, float] = {}
 
-    # the capture pieces on their own (prepare_job repeats them below, as Generate does)
+    # the capture on its own (prepare_job repeats it below, as Generate does)
     started = time.perf_counter()
-    image = capture.render_camera_view(context, settings.capture_resolution, settings.capture_engine)
-    row["capture render"] = time.perf_counter() - started
-    started = time.perf_counter()
-    capture.image_to_png_bytes(image)
-    row["PNG encode"] = time.perf_counter() - started
+    capture.capture_png_bytes(context, settings.capture_resolution, settings.capture_engine)
+    row["capture: render to PNG"] = time.perf_counter() - started
 
     pressed = time.perf_counter()
     job = generate.prepare_job(context, auto_import=True)
@@ -117,15 +122,15 @@ def one_run(url: str, modules: dict) -> dict[str, float]:
     while True:
         time.sleep(TIMER_INTERVAL_S)
         started = time.perf_counter()
-        again = generate.poll_active_job()
+        outcome = generate.poll_active_job()  # the job's outcome once this call finished it, else None
         stalls.append(time.perf_counter() - started)
-        if again is None:
+        if outcome is not None:
             break
     done = time.perf_counter()
     snapshot = job.runner.snapshot()
-    if snapshot.state.value != "done":
-        raise SystemExit(f"the job did not finish: {snapshot}")
-    backend = requests.get(f"{url}/v1/jobs/{snapshot.job_id}", timeout=10).json()["timings"]
+    if snapshot.state.value != "done" or outcome.level != "INFO":
+        raise SystemExit(f"the job did not finish: {snapshot}; {outcome}")
+    backend = client.BackendClient(url).status(snapshot.job_id)["timings"]
     row["submit (POST)"] = snapshot.durations["submit"]
     row["queued + engine + write (polled)"] = snapshot.durations["follow"]
     row["  engine (backend)"] = backend["engine"]
@@ -142,7 +147,7 @@ def one_run(url: str, modules: dict) -> dict[str, float]:
     result = settings.results[len(settings.results) - 1]
     for mode in MODES:
         started = time.perf_counter()
-        results.import_result(scene, result, mode, opacity=0.5, start_frame=1, frame_step=1)
+        results.import_result(scene, result, mode)
         row[f"import {mode}"] = time.perf_counter() - started
     return row
 
@@ -157,19 +162,22 @@ def main() -> int:
     zip_path = build(folder / "dist")
     bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default", enable_on_install=True)
     modules = {name: sys.modules[f"{MODULE}.operators.{name}"] for name in ("generate", "capture", "results")}
-    process, url = start_backend(folder)
+    modules["client"] = sys.modules[f"{MODULE}.core.client"]
+    process, url = start_backend(folder, modules["client"])
     try:
         prefs = bpy.context.preferences.addons[MODULE].preferences
         prefs.backend_url = url
-        build_scene(args.capture_size)
-        one_run(url, modules)  # warm-up: first render, first connection
+        settings = build_scene(args.capture_size).puppet_master
+        # warm-up (first render, first connection); the capture's size as Generate sends it
+        width, height = png_size(
+            modules["capture"].capture_png_bytes(bpy.context, settings.capture_resolution, settings.capture_engine)
+        )
+        one_run(url, modules)
         rows = [one_run(url, modules) for _ in range(args.runs)]
     finally:
         process.terminate()
         process.wait(10)
 
-    scene = bpy.context.scene
-    width, height = scene.puppet_master.capture_image.size
     print(
         f"Blender {bpy.app.version_string} (bpy module, background), {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; preview engine; capture {width} x {height}; 14 frames; "
