@@ -155,7 +155,7 @@ def _report(plan: BakePlan, outcome: Any, fitted: list, frames: list[int]) -> tu
         if motion.outlier_fraction > 0.2:
             text += f" ({motion.outlier_fraction:.0%} of the tracks disagree: check the result)"
         notes.append(text)
-    refused = [f"{reason}" for reason in outcome.refused.values()]
+    refused = list(outcome.refused.values())
     if not fitted:
         return "ERROR", "Nothing was baked. " + " ".join(refused), False
     message = (
