@@ -186,11 +186,11 @@ def _projected_bounds(
     if not corners:
         return None
     frame, depth = project_to_camera_frame(corners, camera_matrix, params)
-    in_front = depth > 0 if params.projection == "PERSP" else depth == depth
-    if not in_front.any():
-        return None
-    if params.projection == "PERSP" and not in_front.all():  # a box reaching behind the camera: all of the frame
-        return 0.0, 0.0, 1.0, 1.0
+    if params.projection == "PERSP":  # orthographic cameras see both ways along their axis
+        if not (depth > 0).any():
+            return None
+        if not (depth > 0).all():  # a box reaching behind the camera: it may cover all of the frame
+            return 0.0, 0.0, 1.0, 1.0
     (xmin, ymin), (xmax, ymax) = frame.min(axis=0), frame.max(axis=0)
     return float(xmin), float(ymin), float(xmax), float(ymax)
 
