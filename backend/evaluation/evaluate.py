@@ -119,7 +119,10 @@ def drag_trajectories(drags: torch.Tensor) -> list[np.ndarray]:
 
 
 def preview_baseline(first_frame: torch.Tensor, drags: torch.Tensor) -> torch.Tensor:
-    """Warp the first frame ``(3, H, W)`` along the drags; the object is every not-quite-white pixel."""
+    """The preview of the first frame ``(3, H, W)`` along the drags; the object is every not-quite-white pixel.
+
+    The batches carry no part map, so the preview grows each dragged part from the image.
+    """
     image = (first_frame.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
     mask = (image < 245).any(axis=-1)
     tracks = drag_trajectories(drags)
