@@ -450,3 +450,21 @@ def test_frames_carry_alpha() -> None:
     frames = list(iter_preview_frames(image, mask, [straight(LID_CENTRE, LID_CENTRE + DRAG)]))
     assert frames[0].shape == (SIZE, SIZE, 4)
     np.testing.assert_array_equal(frames[0][..., 3], np.where(mask, 255, 0))
+
+
+def test_a_drag_starting_on_the_seam_moves_the_part_the_others_move() -> None:
+    # three drags pull the drawer down; one of them starts a pixel onto the cabinet, beside the drawer
+    image, mask, parts = cabinet_with_drawer()
+    pull = np.array([0.0, 60.0])
+    starts = [np.array([120.0, 130.0]), np.array([140.0, 125.0]), np.array([130.0, 150.5])]  # last: on the cabinet
+    assert parts[150, 130] == 1
+    last = warp_preview(image, mask, [straight(start, start + pull) for start in starts], part_map=parts)[-1]
+    cabinet = (parts == 1) & ~moved_footprint(parts == 2, pull)
+    np.testing.assert_array_equal(last[cabinet], image[cabinet])  # the cabinet stays where it is
+    np.testing.assert_allclose(centroid(red_pixels(last)) - centroid(red_pixels(image)), pull, atol=0.5)
+    # a drag well inside the cabinet moves the cabinet, even when it moves like the drawer's drags
+    far = np.array([80.0, 80.0])
+    last = warp_preview(
+        image, mask, [straight(starts[0], starts[0] + pull), straight(far, far + pull)], part_map=parts
+    )[-1]
+    assert not np.array_equal(last[70:100, 65:95], image[70:100, 65:95])

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .motion import affine_matrices, part_angles
-from .regions import build_merge_tree, grow_part, part_from_map, refine_border
+from .regions import SNAP_DISTANCE, build_merge_tree, grow_part, part_from_map, refine_border
 
 # Inpainting radius (pixels) and the margin (pixels) of the window it works in.
 INPAINT_RADIUS = 5
@@ -35,6 +35,8 @@ INPAINT_MARGIN = 12
 MOVING_DEPTH_BIAS = 0.02
 # Drags whose parts overlap by more than this fraction of the smaller part move one part together.
 SHARED_PART_OVERLAP = 0.5
+# Two drags move alike when their start-relative paths stay within this fraction of their motion.
+SAME_MOTION = 0.2
 # Drags that move less than this (pixels) in every frame move nothing.
 STILL_EPSILON = 1e-3
 
@@ -48,32 +50,85 @@ class _Part:
     matrices: np.ndarray | None = None
 
 
+def _drag_regions(
+    image: np.ndarray, mask: np.ndarray, tracks: Sequence[np.ndarray], part_map: np.ndarray | None
+) -> list[np.ndarray | None]:
+    """Per drag, the pixels of the part under its start (None for a drag that does not move or hits nothing)."""
+    tree = None
+    regions: list[np.ndarray | None] = []
+    for track in tracks:
+        pixels = None
+        if np.abs(track - track[0]).max() >= STILL_EPSILON:
+            if part_map is not None:
+                pixels = part_from_map(part_map, mask, track[0])
+            else:
+                if tree is None:  # built once, for the first drag that needs it
+                    tree = build_merge_tree(image, mask)
+                pixels = refine_border(image, mask, grow_part(tree, track[0]))
+        regions.append(_with_slivers(pixels, mask) if pixels is not None and pixels.any() else None)
+    return regions
+
+
+def _same_motion(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two drags move alike: their start-relative paths stay within SAME_MOTION of their motion."""
+    first, second = first - first[0], second - second[0]
+    motion = max(float(np.linalg.norm(first, axis=-1).max()), float(np.linalg.norm(second, axis=-1).max()))
+    return float(np.linalg.norm(first - second, axis=-1).max()) <= SAME_MOTION * motion
+
+
+def _distance_to(pixels: np.ndarray, point: np.ndarray) -> float:
+    """Distance (pixels) from a point to the nearest pixel centre of a region."""
+    rows, cols = np.nonzero(pixels)
+    return float(np.hypot(cols + 0.5 - point[0], rows + 0.5 - point[1]).min())
+
+
+def _join_seam_drags(regions: list[np.ndarray | None], tracks: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+    """Drags that start on a seam join the smaller part that other drags move the same way.
+
+    A drag placed on a door's edge may land, in the image, a pixel or two onto the cabinet around it;
+    if another drag moves the door the same way and the start is within SNAP_DISTANCE of the door, the
+    drag moves the door, not the (larger) cabinet.
+    """
+    joined = list(regions)
+    for index, region in enumerate(regions):
+        if region is None:
+            continue
+        for other, other_region in enumerate(regions):
+            if other_region is None or other == index or _same_part(region, other_region):
+                continue
+            smaller = np.count_nonzero(other_region) < np.count_nonzero(region)
+            if (
+                smaller
+                and _same_motion(tracks[index], tracks[other])
+                and _distance_to(other_region, tracks[index][0]) <= SNAP_DISTANCE
+            ):
+                joined[index] = other_region
+                break
+    return joined
+
+
+def _same_part(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two drags' regions are one part: they overlap by more than SHARED_PART_OVERLAP of the smaller."""
+    overlap = np.count_nonzero(first & second)
+    return overlap > SHARED_PART_OVERLAP * min(np.count_nonzero(first), np.count_nonzero(second))
+
+
 def _select_parts(
     image: np.ndarray, mask: np.ndarray, tracks: Sequence[np.ndarray], part_map: np.ndarray | None
 ) -> list[_Part]:
     """The moving parts: one per drag, drags on overlapping regions merged into one part."""
-    tree = None
     parts: list[_Part] = []
-    for index, track in enumerate(tracks):
-        if np.abs(track - track[0]).max() < STILL_EPSILON:
+    regions = _join_seam_drags(_drag_regions(image, mask, tracks, part_map), tracks)
+    for index, pixels in enumerate(regions):
+        if pixels is None:
             continue
-        if part_map is not None:
-            pixels = part_from_map(part_map, mask, track[0])
-        else:
-            if tree is None:  # built once, for the first drag that needs it
-                tree = build_merge_tree(image, mask)
-            pixels = refine_border(image, mask, grow_part(tree, track[0]))
-        if not pixels.any():
-            continue
-        pixels = _with_slivers(pixels, mask)
         for part in parts:
-            overlap = np.count_nonzero(part.pixels & pixels)
-            if overlap > SHARED_PART_OVERLAP * min(np.count_nonzero(part.pixels), np.count_nonzero(pixels)):
+            if _same_part(part.pixels, pixels):
                 part.pixels |= pixels
                 part.drags.append(index)
                 break
         else:
-            parts.append(_Part(pixels=pixels, drags=[index]))
+            parts.append(_Part(pixels=pixels.copy(), drags=[index]))
     return parts
 
 
