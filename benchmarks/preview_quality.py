@@ -262,30 +262,55 @@ def _on_white(rgba: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(colour * alpha + (1.0 - alpha)).permute(0, 3, 1, 2)
 
 
-def synthetic_videos(sample: dict, engine: PreviewEngine, timings: list[float]) -> dict[str, torch.Tensor]:
-    """Ground truth, static and both previews of one synthetic sample, ``(F, 3, H, W)`` on white."""
+def _frames(sample: dict) -> np.ndarray:
+    """The sample's ``(F, H, W, 4)`` rendered frames."""
     render = Path(sample["render_dir"])
-    frames = np.stack([np.asarray(Image.open(render / name).convert("RGBA")) for name in sample["frames"]])
-    truth = _on_white(frames)
-    first = Image.fromarray(frames[0], "RGBA")
+    return np.stack([np.asarray(Image.open(render / name).convert("RGBA")) for name in sample["frames"]])
+
+
+def preview_requests(sample: dict, frames: np.ndarray) -> dict[str, GenerationRequest]:
+    """The preview's request on the sample's first frame, without and with its part map."""
     drags = [np.asarray(drag, dtype=np.float64) for drag in sample["drags"]]
+    first = Image.fromarray(frames[0], "RGBA")
+    return {
+        f"preview ({label})": GenerationRequest(
+            image=first, drags=drags, num_frames=len(frames), crop_scale=None, part_map=part_map
+        )
+        for label, part_map in (("grown parts", None), ("part map", np.load(sample["part_map"])))
+    }
+
+
+def synthetic_videos(sample: dict, engine: PreviewEngine) -> dict[str, torch.Tensor]:
+    """Ground truth, static and both previews of one synthetic sample, ``(F, 3, H, W)`` on white."""
+    frames = _frames(sample)
+    truth = _on_white(frames)
     videos = {"truth": truth, "static first frame": truth[:1].repeat(len(truth), 1, 1, 1)}
-    for label, part_map in (("grown parts", None), ("part map", np.load(sample["part_map"]))):
-        request = GenerationRequest(image=first, drags=drags, num_frames=len(frames), crop_scale=None,
-                                    part_map=part_map)  # fmt: skip
-        started = time.perf_counter()
-        videos[f"preview ({label})"] = _on_white(engine.generate(request).videos[0])
-        timings.append(time.perf_counter() - started)
+    for method, request in preview_requests(sample, frames).items():
+        videos[method] = _on_white(engine.generate(request).videos[0])
     return videos
 
 
-def synthetic_rows(samples: list[dict], timings: list[float]) -> list[Row]:
+def preview_seconds(samples: list[dict], repeats: int = 3) -> list[float]:
+    """Per synthetic request, the median of ``repeats`` timed runs (a busy machine's spikes left out)."""
+    engine, seconds = PreviewEngine(), []
+    for sample in samples:
+        for request in preview_requests(sample, _frames(sample)).values():
+            runs = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                engine.generate(request)
+                runs.append(time.perf_counter() - started)
+            seconds.append(float(np.median(runs)))
+    return seconds
+
+
+def synthetic_rows(samples: list[dict]) -> list[Row]:
     """Static, preview with grown parts and preview with the part map on every synthetic sample."""
     engine = PreviewEngine()
     methods = ("static first frame", "preview (grown parts)", "preview (part map)")
     scores: dict[str, list[tuple[float, float]]] = {method: [] for method in methods}
     for sample in samples:
-        videos = synthetic_videos(sample, engine, timings)
+        videos = synthetic_videos(sample, engine)
         truth = videos["truth"][1:]
         for method in methods:
             scores[method].append((psnr(videos[method][1:], truth), ssim(videos[method][1:], truth)))
@@ -304,7 +329,7 @@ def write_strip(samples: list[dict], path: Path, side: int = 96) -> None:
     engine = PreviewEngine()
     blocks = []
     for sample in samples:
-        videos = synthetic_videos(sample, engine, [])
+        videos = synthetic_videos(sample, engine)
         picked = np.linspace(0, len(videos["truth"]) - 1, 4).round().astype(int)
         rows = []
         for method in ("truth", "static first frame", "preview (part map)", "preview (grown parts)"):
@@ -346,12 +371,13 @@ def main(args: argparse.Namespace) -> int:
         with _quiet():
             samples = prepare_synthetic(work, args.assets, args.seed)
         print(f"synthetic set ready in {time.perf_counter() - started:.0f} s ({work})", file=sys.stderr)
-        started, timings = time.perf_counter(), []
-        rows += synthetic_rows(samples, timings)
+        started = time.perf_counter()
+        rows += synthetic_rows(samples)
         print(f"synthetic set scored in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        seconds = preview_seconds(samples)
         notes.append(
-            f"preview time per video ({NUM_FRAMES} frames, 256 x 256, {os.cpu_count()} CPUs): median "
-            f"{np.median(timings):.2f} s, max {np.max(timings):.2f} s over {len(timings)} videos"
+            f"preview time per video ({NUM_FRAMES} frames, 256 x 256, {os.cpu_count()} CPUs, median of 3 runs each): "
+            f"median {np.median(seconds):.2f} s, max {np.max(seconds):.2f} s over {len(seconds)} videos"
         )
         if args.strip:
             chosen = [samples[int(index)] for index in args.strip_samples.split(",")]

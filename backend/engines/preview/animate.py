@@ -43,11 +43,40 @@ STILL_EPSILON = 1e-3
 
 @dataclass
 class _Part:
-    """One moving part: its pixels, the drags on it and, once fitted, its per-frame matrices."""
+    """One moving part: its pixels and the drags on it."""
 
     pixels: np.ndarray
     drags: list[int]
-    matrices: np.ndarray | None = None
+
+
+@dataclass
+class _Layer:
+    """A moving part ready to draw: premultiplied RGBA, coverage, depth (per pixel or whole) and motion."""
+
+    colour: np.ndarray
+    coverage: np.ndarray
+    depth: np.ndarray | float
+    matrices: np.ndarray
+
+    def draw(self, canvas: np.ndarray, nearest: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """``canvas`` and its depth with this part laid over it in ``frame`` where the part is nearer."""
+        size = canvas.shape[0]
+
+        def warp(array: np.ndarray, interpolation: int) -> np.ndarray:
+            return cv2.warpAffine(
+                array, self.matrices[frame], (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT
+            )
+
+        coverage = warp(self.coverage, cv2.INTER_LINEAR)
+        if np.isscalar(self.depth):
+            depth = np.where(coverage > 0, np.float32(self.depth), np.float32(np.inf))
+        else:
+            depth = warp(np.where(np.isfinite(self.depth), self.depth, 0.0).astype(np.float32), cv2.INTER_NEAREST)
+            depth = np.where(warp(self.coverage, cv2.INTER_NEAREST) > 0, depth, np.inf)
+        in_front = (coverage > 0) & (depth <= nearest)
+        # premultiplied "over": the part's colour plus what shows through its soft edge
+        over = warp(self.colour, cv2.INTER_LINEAR) + (1.0 - coverage[..., None]) * canvas
+        return np.where(in_front[..., None], over, canvas), np.where(in_front & (coverage > 0.5), depth, nearest)
 
 
 def _drag_regions(
@@ -225,7 +254,6 @@ def iter_preview_frames(
     """
     image, alpha, tracks = _check_inputs(image, mask, trajectories, part_map, depth)
     mask = alpha > 0.5
-    size = image.shape[0]
     num_frames = len(tracks[0])
     parts = _select_parts(image, mask, tracks, part_map)
     moving = np.zeros_like(mask)
@@ -239,9 +267,10 @@ def iter_preview_frames(
     for part, part_depth in zip(parts, part_depths, strict=True):
         coverage = part.pixels.astype(np.float32)
         angles, start, targets = part_angles(np.stack([tracks[k] for k in part.drags]), part.pixels, mask & ~moving)
-        layers.append((source * coverage[..., None], coverage, part_depth, affine_matrices(angles, start, targets)))
+        matrices = affine_matrices(angles, start, targets)
+        layers.append(_Layer(source * coverage[..., None], coverage, part_depth, matrices))
     # back to front by each layer's nearest depth, so overlapping moving parts stack in depth order too
-    layers.sort(key=lambda layer: -float(np.min(layer[2])))
+    layers.sort(key=lambda layer: -float(np.min(layer.depth)))
 
     original = np.concatenate([image, (alpha * 255.0).round().astype(np.uint8)[..., None]], axis=-1)
     yield original
@@ -249,33 +278,10 @@ def iter_preview_frames(
         if not layers:
             yield original.copy()
             continue
-        canvas, nearest = plate.copy(), plate_depth.copy()
-        for colour, coverage, part_depth, matrices in layers:
-            warp = _warper(matrices[frame], size)
-            moved_coverage = warp(coverage, cv2.INTER_LINEAR)
-            if np.isscalar(part_depth):
-                moved_depth = np.where(moved_coverage > 0, np.float32(part_depth), np.float32(np.inf))
-            else:
-                moved_depth = warp(np.where(np.isfinite(part_depth), part_depth, 0.0), cv2.INTER_NEAREST)
-                moved_depth = np.where(warp(coverage, cv2.INTER_NEAREST) > 0, moved_depth, np.inf)
-            in_front = (moved_coverage > 0) & (moved_depth <= nearest)
-            moved_colour = warp(colour, cv2.INTER_LINEAR)
-            # premultiplied "over": the part's colour plus what shows through its soft edge
-            over = moved_colour + (1.0 - moved_coverage[..., None]) * canvas
-            canvas = np.where(in_front[..., None], over, canvas)
-            nearest = np.where(in_front & (moved_coverage > 0.5), moved_depth, nearest)
+        canvas, nearest = plate, plate_depth
+        for layer in layers:
+            canvas, nearest = layer.draw(canvas, nearest, frame)
         yield np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-
-
-def _warper(matrix: np.ndarray, size: int):
-    """``warp(array, interpolation)``: ``array`` moved by the forward affine ``matrix``, zero outside."""
-
-    def warp(array: np.ndarray, interpolation: int) -> np.ndarray:
-        return cv2.warpAffine(
-            array, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-        )
-
-    return warp
 
 
 def warp_preview(
