@@ -1,8 +1,9 @@
 """Crop the ``pictures`` scenario's screenshots into the small PNGs of docs/images.
 
-Usage: ``python scripts/gui/pictures.py RUN_FOLDER`` (or its ``pictures`` folder) after ``scripts/test-gui --scenario pictures --out
-RUN_FOLDER``. The scenario records the window's region rectangles (Blender's window coordinates,
-y up), so the crops follow the layout instead of fixed pixel numbers.
+Usage: ``python scripts/gui/pictures.py RUN_FOLDER`` (or its ``pictures`` folder) after
+``scripts/test-gui --scenario pictures --out RUN_FOLDER``. The scenario records the window's region
+rectangles (Blender's window coordinates, y up), so the crops follow the layout instead of fixed
+pixel numbers.
 """
 
 from __future__ import annotations
