@@ -1,7 +1,9 @@
 """Frames of the preview: the dragged parts moved rigidly over the still rest, in depth order.
 
 1. Parts. Each drag picks the part under its start (:mod:`.regions`): from the part map when there
-   is one, else grown from the image. Drags that pick overlapping regions move one part together.
+   is one, else grown from the image. Drags that pick overlapping regions move one part together; a
+   drag that starts on a seam, beside a smaller part that other drags move the same way, moves that
+   part (a click a pixel off a drawer's edge should not move the whole cabinet).
 2. Motion. Each part gets one rigid motion per frame fitted to its drags (:mod:`.motion`).
 3. The still plate. The image without the moving parts: where a part uncovers what lies inside the
    outline of the still parts (their convex hull) the surface around it is carried in (OpenCV's
