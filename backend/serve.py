@@ -62,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-job-pixels",
         type=int,
-        help="largest job output, width x height x frames x videos (default 134217728 = 1024x1024x32x4)",
+        help="largest job output, width x height x frames x videos (default 67108864 = 2048x2048x16)",
     )
     parser.add_argument(
         "--max-connections", type=int, help="open connections served at once (default 128; capped by ulimit -n)"
@@ -87,10 +87,12 @@ def _handle(args: argparse.Namespace) -> int:
 
     from .service import create_app
     from .service.logs import install_repeat_filter
+    from .service.memory import return_large_buffers_to_the_system
     from .service.server import uvicorn_options
 
     settings = settings_from_args(args)
     install_repeat_filter()  # a fault that hits every request is logged a few times, then counted
+    return_large_buffers_to_the_system()  # bodies and frames of tens of MB, freed for good (service/memory.py)
     # The app refuses an unsafe bind address, then loads the engine on a background thread once it
     # starts, so the port opens at once and GET /v1/health reports the loading; the engine is logged
     # when it is ready.

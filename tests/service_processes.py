@@ -92,6 +92,11 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        """The command line that starts this server."""
+        command = [sys.executable, "-m", "backend.cli", "serve", "--engine", "preview", "--port", str(self.port)]
+        return command + ["--results-dir", str(self.results_dir), *self.flags]
+
     def _limit_open_files(self) -> None:  # runs in the child, before exec
         resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
@@ -101,11 +106,9 @@ class ServerProcess:
         self.starts += 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"serve-{self.starts}.log"
-        command = [sys.executable, "-m", "backend.cli", "serve", "--engine", "preview", "--port", str(self.port)]
-        command += ["--results-dir", str(self.results_dir), *self.flags]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                command,
+                self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
@@ -163,7 +166,9 @@ def job_states(url: str, job_ids: list[str]) -> dict[str, str]:
     states = {}
     for job_id in job_ids:
         response = requests.get(f"{url}/v1/jobs/{job_id}", timeout=10)
-        states[job_id] = response.json()["status"] if response.status_code == 200 else f"missing ({response.status_code})"
+        states[job_id] = (
+            response.json()["status"] if response.status_code == 200 else f"missing ({response.status_code})"
+        )
     return states
 
 

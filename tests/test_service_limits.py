@@ -84,7 +84,7 @@ def test_the_default_limits_refuse_the_request_that_took_9_gb() -> None:
 
     settings = ServiceSettings()
     assert settings.max_image_side == 2048 and 4096 > settings.max_image_side
-    assert 2048 * 2048 * 32 * 4 > settings.max_job_pixels >= 1024 * 1024 * 32 * 4
+    assert settings.max_job_pixels == 2048 * 2048 * 16 == 1024 * 1024 * 32 * 2 < 4096 * 4096 * 32 * 4
 
 
 # ------------------------------------------------------------------------------------------------

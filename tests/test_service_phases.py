@@ -39,7 +39,9 @@ def _body(size: int, **overrides: object) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with backend_server(tmp_path_factory.mktemp("phases") / "results", "--engine", "preview") as url:
+    # the cancel test needs a job that writes for long: 1024x1024 x 32 frames x 4 videos, twice the default limit
+    results = tmp_path_factory.mktemp("phases") / "results"
+    with backend_server(results, "--engine", "preview", "--max-job-pixels", str(2**27)) as url:
         yield url
 
 

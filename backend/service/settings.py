@@ -59,7 +59,9 @@ class ServiceSettings(BaseSettings):
             largest capture: the frames come back at the input's size, and the preview engine takes about
             100 bytes per input pixel (1.9 GB for a 4096x4096 image, docs/reliability.md).
         max_job_pixels: largest output of one job, width x height x frames x videos (413 beyond it):
-            the frames are as large as the input image and all of them are in memory at once.
+            the frames are as large as the input image and all of them are in memory at once. 2^26 =
+            2048x2048 x 16 frames or 1024x1024 x 32 frames x 2 videos: the service then stays under 2 GiB
+            and its event loop is never held long by one array operation (docs/reliability.md).
         max_bodies_mb: request bodies held in memory at once; more wait (503 after ``intake_wait_s``).
         decode_slots: images decoded at once; more wait (503 after ``intake_wait_s``).
         intake_wait_s: longest wait of a submission for room to be read or decoded.
@@ -90,7 +92,7 @@ class ServiceSettings(BaseSettings):
     keep_gb: float = Field(10.0, ge=0, allow_inf_nan=False)
     max_body_mb: float = Field(32.0, gt=0, allow_inf_nan=False)
     max_image_side: int = Field(2048, ge=16)
-    max_job_pixels: int = Field(2**27, ge=2**16)
+    max_job_pixels: int = Field(2**26, ge=2**16)
     max_bodies_mb: float = Field(128.0, gt=0, allow_inf_nan=False)
     decode_slots: int = Field(2, ge=1, le=64)
     intake_wait_s: float = Field(30.0, gt=0, allow_inf_nan=False)

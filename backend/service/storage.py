@@ -239,6 +239,13 @@ class ResultStore:
             raise ValueError("the record is not a JSON object")
         return record
 
+    def free_bytes(self) -> int | None:
+        """Free space on the results disk, or None when the system cannot say."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError:
+            return None
+
     def size(self, job_id: str) -> int:
         """Bytes a job's folder takes; cached, because pruning asks after every job."""
         if job_id not in self._sizes:

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from ..engines import Cancelled, Engine, GenerationRequest, GenerationResult
 from ..engines.base import SAMPLING
-from . import faults
+from . import faults, memory
 from .errors import ApiError
 from .images import open_image
 from .journal import JobJournal
@@ -46,6 +46,9 @@ _RECENT_DURATIONS = 20
 # it may be what kills the service (the out-of-memory killer, a driver crash).
 MAX_ATTEMPTS = 3
 INTERRUPTED = "interrupted by a restart"
+# Disk bytes per output pixel (PNG frames at zlib level 1) assumed until a job has shown the real figure;
+# a submission is refused (507) when the results disk has less room than its estimate.
+_INITIAL_BYTES_PER_PIXEL = 0.5
 
 
 class QueueFull(Exception):
@@ -112,6 +115,7 @@ def release_memory() -> None:
     torch = sys.modules.get("torch")  # only if an engine imported it
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+    memory.trim()
 
 
 def describe_failure(error: BaseException) -> str:
@@ -181,6 +185,7 @@ class Worker:
         self._interrupted: set[str] = set()  # jobs stopped by a shutdown, not by their client
         self._thread = threading.Thread(target=self._loop, name="puppet-master-worker", daemon=True)
         self._durations: collections.deque[float] = collections.deque(maxlen=_RECENT_DURATIONS)
+        self._bytes_per_pixel = _INITIAL_BYTES_PER_PIXEL
 
     # -- used by request handlers --------------------------------------------------------------
 
@@ -205,6 +210,7 @@ class Worker:
         """
         if len(self.queue) >= self.queue.max_size:  # before the write: a full queue costs no disk
             raise QueueFull(f"{len(self.queue)} jobs are waiting already (the limit is {self.queue.max_size})")
+        self._check_room(job, len(image_bytes))
         settings = job.settings.model_dump_json() if job.settings is not None else "{}"
         try:
             self.journal.add(job.id, job.created_at, settings, image_bytes)
@@ -217,6 +223,19 @@ class Worker:
             self.registry.remove(job.id)
             self._forget(job.id)
             raise
+
+    def _check_room(self, job: Job, image_bytes: int) -> None:
+        """ServiceFault 507 when the results disk has less free space than the job will need (an estimate
+        from the jobs before it): better refused now than failed after its run."""
+        free = self.store.free_bytes()
+        if free is None or job.settings is None:
+            return
+        needed = int(_output_pixels(job.settings) * self._bytes_per_pixel) + image_bytes
+        if free < needed:
+            raise faults.ServiceFault(
+                507, f"the server's results disk has {free / 1e6:.0f} MB free, and this job needs about "
+                f"{needed / 1e6:.0f} MB"
+            )  # fmt: skip
 
     def cancel(self, job: Job) -> CancelOutcome:
         """Cancel a waiting job now, or ask the running one to stop.
@@ -339,6 +358,7 @@ class Worker:
                     self._finish(job, JobStatus.failed, "internal error in the service (logged on the server)")
             finally:
                 self.running = None
+            memory.trim()  # the job's frames are freed: give the pages back
             self.prune()
 
     def _run(self, job: Job) -> None:
@@ -493,6 +513,17 @@ class Worker:
         done.set()
         if final["status"] is JobStatus.succeeded and job.started_at is not None:
             self._durations.append(now - job.started_at)
+            self._learn_size(job.id, final["result"])
+
+    def _learn_size(self, job_id: str, result: dict) -> None:
+        """Update the bytes-per-pixel estimate from a succeeded job's folder (a moving average)."""
+        pixels = result["width"] * result["height"] * result["num_frames"] * result["num_videos"]
+        try:
+            size = self.store.size(job_id)
+        except OSError:
+            return
+        if pixels > 0:
+            self._bytes_per_pixel = 0.7 * self._bytes_per_pixel + 0.3 * size / pixels
 
     def _write_record(self, job: Job, final: dict) -> faults.ServiceFault | None:
         """Write the record ``job`` will have with the ``final`` changes; the fault when the disk refused."""
@@ -512,6 +543,11 @@ class Worker:
             self.journal.remove(job_id)
         except Exception as error:  # noqa: BLE001 - a stale row is resolved at the next start
             logger.warning("job %s: could not remove it from the journal: %s", job_id, faults.describe(error))
+
+
+def _output_pixels(settings: JobSettings) -> int:
+    """Pixels a job writes: its frames are as large as its input image."""
+    return settings.image_width * settings.image_height * settings.frames * settings.num_videos
 
 
 class _NotSaved(Exception):
