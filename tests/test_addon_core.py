@@ -350,7 +350,7 @@ def test_health_says_loading_with_the_stage_then_which_engine_runs(tmp_path: Pat
             time.sleep(0.02)
         assert health.status == "ok" and health.engine == "preview" and health.device == "cpu"
         assert health.describe() == (
-            "Backend runs the PREVIEW engine (image warping, not the Puppet-Master model) on cpu (test engine)"
+            "Backend runs the PREVIEW engine (a rigid draft, not the Puppet-Master model) on cpu (test engine)"
         )
     finally:
         server.stop()

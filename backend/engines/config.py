@@ -103,7 +103,7 @@ def add_engine_arguments(
     parser.add_argument(
         "--engine", choices=engines, default=default(default_engine),
         help="auto: the model when a GPU and weights are there, else the preview; puppet-master: the model "
-        "or an error; preview: the weight-free image-warping draft",
+        "or an error; preview: the weight-free draft that moves the dragged parts rigidly",
     )  # fmt: skip
     parser.add_argument(
         "--model", help="a Puppet-Master pipeline folder (default: the one `puppet-master fetch-weights` made)"

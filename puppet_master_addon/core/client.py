@@ -150,7 +150,7 @@ class Health:
             )
         device = self.device or "?"
         if self.is_preview:
-            text = f"Backend runs the PREVIEW engine (image warping, not the Puppet-Master model) on {device}"
+            text = f"Backend runs the PREVIEW engine (a rigid draft, not the Puppet-Master model) on {device}"
         else:
             text = f"Backend runs the {self.engine or '?'} model on {device}"
         if self.status != "ok":

@@ -23,7 +23,7 @@ class HealthPublic(BaseModel):
     )
     engine: str | None = Field(
         None,
-        description="``puppet-master`` (the diffusion model) or ``preview`` (image warping); "
+        description="``puppet-master`` (the diffusion model) or ``preview`` (a weight-free draft: rigid part motion); "
         "null while loading or after a failed load.",
     )
     device: str | None = Field(None, description="Device the engine runs on, e.g. ``cuda:0`` or ``cpu``.")
