@@ -2,7 +2,8 @@
 
 A job table in SQLite (the standard library's embedded database) in the results folder, in WAL mode
 with ``synchronous=FULL``: a committed row survives ``kill -9`` and power loss. A row holds what it
-takes to run the job again: its settings and the submitted image's bytes. It lives from submission
+takes to run the job again: its settings and the submitted image's bytes (with the part map's and the
+depth's, when they were sent). It lives from submission
 until the job's ``record.json`` is durable in its folder (then the record is the truth), so after a
 crash every accepted job is either finished on disk or still here, where the restarted service
 finds it and runs it again, as durable task queues do.
@@ -28,12 +29,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     settings TEXT NOT NULL,
     image BLOB,
+    part_map BLOB,
+    depth BLOB,
     state TEXT NOT NULL DEFAULT 'queued',
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     updated_at REAL NOT NULL
 )
 """
+# Columns added after the first release: a journal written before them gets them when it is opened.
+_ADDED_COLUMNS = ("part_map", "depth")
 # The WAL file is cut back to this size after a checkpoint (a 24 MB image passes through it).
 _WAL_LIMIT_BYTES = 8 * 1024 * 1024
 
@@ -68,6 +73,10 @@ class JobJournal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for column in _ADDED_COLUMNS:
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} BLOB")
         except sqlite3.Error:
             self._db.close()
             raise
@@ -82,11 +91,20 @@ class JobJournal:
 
     # -- the life of a job -----------------------------------------------------------------------
 
-    def add(self, job_id: str, created_at: float, settings: str, image: bytes) -> None:
+    def add(
+        self,
+        job_id: str,
+        created_at: float,
+        settings: str,
+        image: bytes,
+        part_map: bytes | None = None,
+        depth: bytes | None = None,
+    ) -> None:
         """Record an accepted job (durable when this returns); sqlite3.Error when it could not be written."""
         self._write(
-            "INSERT INTO jobs (id, created_at, settings, image, updated_at) VALUES (?, ?, ?, ?, ?)",
-            (job_id, created_at, settings, sqlite3.Binary(image), time.time()),
+            "INSERT INTO jobs (id, created_at, settings, image, part_map, depth, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (job_id, created_at, settings, sqlite3.Binary(image), _blob(part_map), _blob(depth), time.time()),
         )
 
     def start(self, job_id: str) -> tuple[bytes | None, int]:
@@ -100,6 +118,14 @@ class JobJournal:
             return None, 0
         return (None if row[0] is None else bytes(row[0])), int(row[1])
 
+    def part_inputs(self, job_id: str) -> tuple[bytes | None, bytes | None]:
+        """The job's part map and depth bytes, as submitted (None for each one not sent)."""
+        with self._lock:
+            row = self._db.execute("SELECT part_map, depth FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            return None, None
+        return tuple(None if value is None else bytes(value) for value in row)  # type: ignore[return-value]
+
     def requeue(self, job_id: str) -> None:
         """Put a job interrupted by a clean shutdown back to ``queued``; that start does not count as an attempt."""
         self._write(
@@ -108,9 +134,10 @@ class JobJournal:
         )
 
     def keep_finished(self, job_id: str, state: str, error: str | None) -> None:
-        """Keep a finished job whose record could not be written, without its image (no longer needed)."""
+        """Keep a finished job whose record could not be written, without its inputs (no longer needed)."""
         self._write(
-            "UPDATE jobs SET state=?, error=?, image=NULL, updated_at=? WHERE id=?", (state, error, time.time(), job_id)
+            "UPDATE jobs SET state=?, error=?, image=NULL, part_map=NULL, depth=NULL, updated_at=? WHERE id=?",
+            (state, error, time.time(), job_id),
         )
 
     def remove(self, job_id: str) -> None:
@@ -147,3 +174,7 @@ class JobJournal:
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+
+def _blob(data: bytes | None) -> sqlite3.Binary | None:
+    return None if data is None else sqlite3.Binary(data)

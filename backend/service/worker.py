@@ -31,7 +31,7 @@ from ..engines import Cancelled, Engine, GenerationRequest, GenerationResult
 from ..engines.base import SAMPLING
 from . import faults, memory
 from .errors import ApiError
-from .images import open_image
+from .images import NO_PARTS, PartInputs, open_image, open_part_inputs
 from .journal import JobJournal
 from .loading import EngineLoader, LoadState
 from .registry import Job, JobRegistry
@@ -142,9 +142,11 @@ class CancelOutcome(enum.Enum):
     finished = "finished"  # the job had ended already
 
 
-def generation_request(settings: JobSettings, image_bytes: bytes) -> GenerationRequest:
-    """What the engine gets for a job: its settings and the submitted image, decoded again from the journal."""
+def generation_request(settings: JobSettings, image_bytes: bytes, parts: PartInputs = NO_PARTS) -> GenerationRequest:
+    """What the engine gets for a job: its settings and the submitted image (and part map and depth, when
+    sent), decoded again from the journal."""
     image = open_image(image_bytes, max_side=None, needs_object=settings.crop_scale is not None)
+    part_map, depth = open_part_inputs(parts, settings.depth_range, image.size)
     return GenerationRequest(
         image=image,
         drags=[np.asarray(drag, dtype=np.float64) for drag in settings.drags],
@@ -155,6 +157,8 @@ def generation_request(settings: JobSettings, image_bytes: bytes) -> GenerationR
         num_videos=settings.num_videos,
         crop_scale=settings.crop_scale,
         ease=settings.ease,
+        part_map=part_map,
+        depth=depth,
     )
 
 
@@ -202,18 +206,18 @@ class Worker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, job: Job, image_bytes: bytes) -> int:
-        """Write ``job`` and its image to the journal (durably), then enqueue it; its queue position.
+    def submit(self, job: Job, image_bytes: bytes, parts: PartInputs = NO_PARTS) -> int:
+        """Write ``job``, its image and any part inputs to the journal (durably), then enqueue it; its queue position.
 
         QueueFull when the queue is full; ServiceFault when the journal cannot be written (a full or
         read-only disk): then the job was not accepted, and nothing of it remains.
         """
         if len(self.queue) >= self.queue.max_size:  # before the write: a full queue costs no disk
             raise QueueFull(f"{len(self.queue)} jobs are waiting already (the limit is {self.queue.max_size})")
-        self._check_room(job, len(image_bytes))
+        self._check_room(job, len(image_bytes) + parts.size)
         settings = job.settings.model_dump_json() if job.settings is not None else "{}"
         try:
-            self.journal.add(job.id, job.created_at, settings, image_bytes)
+            self.journal.add(job.id, job.created_at, settings, image_bytes, parts.part_map, parts.depth)
         except Exception as error:  # noqa: BLE001 - sqlite3 and OS errors alike are the server's fault
             raise faults.classify(error, "accepting the job") from None
         self.registry.add(job)
@@ -373,7 +377,7 @@ class Worker:
             image_bytes, _attempt = self.journal.start(job.id)
             if image_bytes is None:
                 raise ValueError("its image is missing from the journal")
-            request = generation_request(job.settings, image_bytes)
+            request = generation_request(job.settings, image_bytes, PartInputs(*self.journal.part_inputs(job.id)))
         except (ValueError, ApiError) as error:
             self._finish(job, JobStatus.failed, f"its input could not be read back: {error}; submit it again")
             return

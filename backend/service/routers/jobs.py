@@ -1,8 +1,9 @@
 """Jobs: submit (``POST /v1/jobs``), list, read, follow (server-sent events) and cancel or delete.
 
 Routes only check input, enqueue and read; the worker thread does the work. Submitting decodes the
-image on the intake's own threads (:mod:`..intake`), so many large submissions at once neither take
-the memory of all their images nor the threads that the other routes and ``/v1/health`` need.
+image (and the optional part map and depth) on the intake's own threads (:mod:`..intake`), so many
+large submissions at once neither take the memory of all their images nor the threads that the other
+routes and ``/v1/health`` need.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..deps import IntakeDep, JobDep, LoaderDep, RegistryDep, SettingsDep, WorkerDep
 from ..errors import ApiError
-from ..images import decode_image
+from ..images import PartInputs, decode_base64, decode_image, open_part_inputs
 from ..loading import LoadState
 from ..registry import Job, JobRegistry, new_job_id
 from ..schemas import ErrorResponse, JobAccepted, JobCreate, JobList, JobPublic, JobSettings
@@ -79,15 +80,18 @@ async def create_job(
             images_per_job=body.frames * body.num_videos,
             max_job_pixels=settings.max_job_pixels,
         )
+        parts = _part_inputs(body, image.size)
         job_settings = JobSettings(
-            **body.model_dump(exclude={"image", "output"}),
+            **body.model_dump(exclude={"image", "part_map", "depth", "output"}),
             output=body.output,
             image_width=image.width,
             image_height=image.height,
+            has_part_map=parts.part_map is not None,
+            has_depth=parts.depth is not None,
         )
         del image  # the worker decodes it again from the journal when the job starts
         job = Job(id=new_job_id(), settings=job_settings)
-        return job, worker.submit(job, raw)
+        return job, worker.submit(job, raw, parts)
 
     try:
         job, position = await intake.decode(accept)
@@ -97,6 +101,17 @@ async def create_job(
     return JobAccepted(
         id=job.id, url=job.url, events_url=f"{job.url}/events", status=job.status, queue_position=position
     )
+
+
+def _part_inputs(body: JobCreate, size: tuple[int, int]) -> PartInputs:
+    """The part map's and depth's PNG bytes, checked here (a 422 naming the field) so the job's engine gets
+    valid ones; the worker decodes them again from the journal when the job starts."""
+    parts = PartInputs(
+        part_map=None if body.part_map is None else decode_base64(body.part_map, "part_map"),
+        depth=None if body.depth is None else decode_base64(body.depth, "depth"),
+    )
+    open_part_inputs(parts, body.depth_range, size)
+    return parts
 
 
 def _queue_full(worker: Worker, reason: str) -> ApiError:

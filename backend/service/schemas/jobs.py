@@ -10,7 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from ...pipeline.preprocess import DEFAULT_CROP_SCALE
 from ...pipeline.trajectories import MAX_DRAGS
@@ -28,6 +29,11 @@ Drag = Annotated[
         description="2 points = straight drag, more = a path, exactly ``frames`` points = one position per frame.",
     ),
 ]
+
+
+# Bounds of ``depth_range``, in any unit: far beyond any scene, and finite as 32-bit floats.
+MAX_DEPTH = 1e12
+DepthValue = Annotated[float, Field(ge=-MAX_DEPTH, le=MAX_DEPTH, allow_inf_nan=False)]
 
 
 class JobStatus(StrEnum):
@@ -75,6 +81,29 @@ class JobCreate(BaseModel):
         description="PNG, JPEG or WebP, base64-encoded, optionally as a ``data:image/png;base64,...`` URL. "
         "With alpha, the alpha is the object mask.",
     )
+    part_map: str | None = Field(
+        None,
+        min_length=1,
+        description="Optional: which part each pixel shows, so the preview engine moves whole parts (other "
+        "engines ignore it). A grayscale PNG of the image's size, base64-encoded like the image: 8-bit (ids up to "
+        "255) or 16-bit (up to 65535); each pixel's value is the id of the part it shows, 0 = background "
+        "(e.g. a render's object index). The Blender add-on sends one with every capture.",
+    )
+    depth: str | None = Field(
+        None,
+        min_length=1,
+        description="Optional: how far each pixel is, so the preview engine lays moved parts over the others in "
+        "depth order (other engines ignore it). A 16-bit (or 8-bit) grayscale PNG of the image's size, "
+        "base64-encoded: 65535 (255 in 8 bits) = no surface; any other value v is the depth "
+        "near + v / 65534 * (far - near) (v / 254 in 8 bits) for ``depth_range`` [near, far]; larger = farther.",
+    )
+    depth_range: list[DepthValue] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="``[near, far]``, near <= far: the depths of ``depth``'s values 0 and 65534 (254 in 8 bits), "
+        "in any unit; only with ``depth``. Default ``[0, 1]``: the preview needs only the order.",
+    )
     drags: list[Drag] = Field(
         min_length=1,
         max_length=MAX_DRAGS,
@@ -95,9 +124,28 @@ class JobCreate(BaseModel):
     ease: Literal["linear", "ease-in-out"] = Field("linear", description="Timing of straight drags and paths.")
     output: OutputOptions = Field(default_factory=OutputOptions)
 
+    @field_validator("depth_range")
+    @classmethod
+    def _depth_range_fits_depth(cls, value: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        """A range needs the depth it describes, and near must not be beyond far."""
+        if value is None:
+            return value
+        if "depth" in info.data and info.data["depth"] is None:  # (a depth that failed its own check is absent)
+            raise PydanticCustomError(
+                "depth_range_without_depth", "depth_range describes depth, which is missing; send both, or neither"
+            )
+        near, far = value
+        if near > far:
+            raise PydanticCustomError(
+                "depth_range_order",
+                "near ({near}) is beyond far ({far}); send [near, far] with near <= far",
+                {"near": near, "far": far},
+            )
+        return value
+
 
 class JobSettings(BaseModel):
-    """The settings a job runs with, as stored in its record (the image itself is not kept)."""
+    """The settings a job runs with, as stored in its record (the image, part map and depth are not kept)."""
 
     drags: list[list[list[float]]]
     frames: int
@@ -110,6 +158,9 @@ class JobSettings(BaseModel):
     output: OutputOptions
     image_width: int
     image_height: int
+    has_part_map: bool = Field(False, description="A part map came with the image.")
+    has_depth: bool = Field(False, description="A depth map came with the image.")
+    depth_range: list[float] | None = Field(None, description="The depth map's ``[near, far]``, as sent.")
 
 
 class JobAccepted(BaseModel):
