@@ -131,6 +131,12 @@ class PUPPET_PG_settings(bpy.types.PropertyGroup):
         max=10.0,
     )
     num_frames: IntProperty(name="Frames", description="Frames of the video", default=14, min=2, max=32)
+    send_parts: BoolProperty(
+        name="Send Parts",
+        description="Also send which object each pixel shows and its depth (one more quick render), so the "
+        "preview engine moves whole objects in depth order; the model itself ignores them",
+        default=True,
+    )
     ease: EnumProperty(
         name="Timing",
         description="How straight drags and paths move over time",

@@ -233,6 +233,7 @@ class VIEW3D_PT_puppet_master_generate(PuppetSubPanel, bpy.types.Panel):
         column.prop(settings, "ease")
         column.prop(settings, "crop_scale")
         column.prop(settings, "num_videos")
+        column.prop(settings, "send_parts")
         column.prop(settings, "use_random_seed")
         seed = column.row()
         seed.active = not settings.use_random_seed

@@ -7,6 +7,8 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from .part_pass import PartPass
+
 MAX_DRAGS = 5
 # Seeds are stored in an IntProperty (signed 32-bit), so random ones stay below 2**31.
 MAX_RANDOM_SEED = 2**31 - 1
@@ -28,6 +30,7 @@ def build_payload(
     crop_scale: float | None,
     frames: int,
     ease: str,
+    parts: PartPass | None = None,
 ) -> dict[str, Any]:
     """The JSON body for one job.
 
@@ -35,12 +38,13 @@ def build_payload(
         png: the captured camera view, PNG bytes (RGBA: the alpha is the object mask).
         drags: 1-5 drags, each 2+ ``(x, y)`` points in normalised camera-frame coordinates (x right, y down).
         seed: None lets the backend pick one.
+        parts: the capture's part pass (part map and depth PNGs), or None to send the image alone.
     """
     if not png:
         raise ValueError("the captured image is empty")
     if not 1 <= len(drags) <= MAX_DRAGS:
         raise ValueError(f"{len(drags)} drags: the model takes 1 to {MAX_DRAGS}")
-    return {
+    body = {
         "image": base64.b64encode(png).decode("ascii"),
         # the backend is strict about types: plain floats, clamped into the frame
         "drags": [[[min(max(float(x), 0.0), 1.0), min(max(float(y), 0.0), 1.0)] for x, y in drag] for drag in drags],
@@ -52,3 +56,8 @@ def build_payload(
         "crop_scale": None if crop_scale is None else float(crop_scale),
         "ease": str(ease),
     }
+    if parts is not None:
+        body["part_map"] = base64.b64encode(parts.part_map).decode("ascii")
+        body["depth"] = base64.b64encode(parts.depth).decode("ascii")
+        body["depth_range"] = [float(parts.depth_range[0]), float(parts.depth_range[1])]
+    return body

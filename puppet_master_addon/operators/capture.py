@@ -5,6 +5,13 @@ are (no pixels read back, no re-encoding, no new datablock: the UI does not stal
 and nothing changes in the scene before the job's own undo step). The Capture operator loads the
 same file as a packed image, so the capture can be looked at and travels with the .blend. Every
 render setting touched for it is put back afterwards, whatever happens.
+
+With Send Parts on, Generate also renders the part pass (:func:`render_part_pass`): one more
+Workbench render of the same frame, flat, without antialiasing, each object in a colour that encodes
+its part id, with the view layer's depth pass, into an uncompressed OpenEXR that
+:mod:`..core.part_pass` reads without numpy. Parts are objects (each object one part; the bones of an
+armature-deformed mesh are not told apart). The objects' colours and the view layer's depth pass are
+put back afterwards like the render settings.
 """
 
 from __future__ import annotations
@@ -20,12 +27,31 @@ from typing import Any
 import bpy
 
 from ..core.camera import capture_size, scene_camera
+from ..core.part_pass import PartPass, assign_part_ids, part_colour, part_pass_from_exr
 
 log = logging.getLogger(__name__)
 
 CAPTURE_IMAGE_NAME = "Puppet Master Capture"
 CAPTURE_ENGINES = ("FAST", "SCENE")
 FAST_ENGINE = "BLENDER_WORKBENCH"
+# The part pass: Workbench shading that draws each object in its own colour, exactly (no light, no
+# outline, no antialiasing), and a float OpenEXR without compression (read in plain Python).
+PART_PASS_SHADING = {
+    "light": "FLAT",
+    "color_type": "OBJECT",
+    "show_shadows": False,
+    "show_cavity": False,
+    "show_object_outline": False,
+    "show_specular_highlight": False,
+    "use_dof": False,
+    "show_xray": False,
+}
+PART_PASS_IMAGE = {
+    "media_type": "MULTI_LAYER_IMAGE",
+    "file_format": "OPEN_EXR_MULTILAYER",
+    "color_depth": "32",
+    "exr_codec": "NONE",
+}
 
 
 @contextmanager
@@ -71,6 +97,48 @@ def _render_still(context: bpy.types.Context) -> set[str]:
     return bpy.ops.render.render(write_still=True, layer=context.view_layer.name, scene=context.scene.name)
 
 
+def _render_frame(
+    context: bpy.types.Context, resolution: int, engine: str, filepath: str, image_values: dict[str, Any]
+) -> None:
+    """Render the scene camera's view, ``resolution`` pixels on its longer side, with ``engine`` (an engine
+    identifier) into ``filepath``; every render setting is restored afterwards.
+
+    ValueError when the scene has no usable camera; RuntimeError when the render fails.
+    """
+    if resolution < 4:
+        raise ValueError(f"The capture needs at least 4 pixels on its longer side, got {resolution}")
+    scene = context.scene
+    scene_camera(scene)  # ValueError with advice when there is no camera to render through
+    render = scene.render
+    width, height = capture_size(
+        render.resolution_x, render.resolution_y, render.pixel_aspect_x, render.pixel_aspect_y, resolution
+    )
+    render_values = {
+        "engine": engine,
+        "resolution_x": max(width, 4),
+        "resolution_y": max(height, 4),
+        "resolution_percentage": 100,
+        # Square pixels with the frame's displayed shape keep the normalised frame unchanged.
+        "pixel_aspect_x": 1.0,
+        "pixel_aspect_y": 1.0,
+        "film_transparent": True,
+        "filepath": filepath,
+        "use_file_extension": True,
+        "use_border": False,
+        "use_compositing": False,
+        "use_sequencer": False,
+        "use_multiview": False,
+        "use_stamp": False,
+    }
+    with temporary_settings(render, render_values), temporary_settings(render.image_settings, image_values):
+        result = _render_still(context)
+    if "FINISHED" not in result or not os.path.isfile(filepath):
+        raise RuntimeError(
+            f"Rendering the camera view failed ({', '.join(sorted(result))}); "
+            "try rendering the scene once (F12) to see why"
+        )
+
+
 @contextmanager
 def rendered_camera_view(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> Iterator[str]:
     """Render the scene camera's view to a temporary RGBA PNG; yields its path (deleted afterwards).
@@ -86,33 +154,8 @@ def rendered_camera_view(context: bpy.types.Context, resolution: int, engine: st
     """
     if engine not in CAPTURE_ENGINES:
         raise ValueError(f"Unknown capture engine {engine!r}; expected one of {', '.join(CAPTURE_ENGINES)}")
-    if resolution < 4:
-        raise ValueError(f"The capture needs at least 4 pixels on its longer side, got {resolution}")
-    scene = context.scene
-    scene_camera(scene)  # ValueError with advice when there is no camera to render through
-    render = scene.render
-    width, height = capture_size(
-        render.resolution_x, render.resolution_y, render.pixel_aspect_x, render.pixel_aspect_y, resolution
-    )
     with tempfile.TemporaryDirectory(prefix="puppet_master_capture_") as folder:
         filepath = os.path.join(folder, "capture.png")
-        render_values = {
-            "engine": FAST_ENGINE if engine == "FAST" else render.engine,
-            "resolution_x": max(width, 4),
-            "resolution_y": max(height, 4),
-            "resolution_percentage": 100,
-            # Square pixels with the frame's displayed shape keep the normalised frame unchanged.
-            "pixel_aspect_x": 1.0,
-            "pixel_aspect_y": 1.0,
-            "film_transparent": True,
-            "filepath": filepath,
-            "use_file_extension": True,
-            "use_border": False,
-            "use_compositing": False,
-            "use_sequencer": False,
-            "use_multiview": False,
-            "use_stamp": False,
-        }
         # media_type (Blender 5) before file_format, file_format before colour mode and depth.
         image_values = {
             "media_type": "IMAGE",
@@ -121,14 +164,56 @@ def rendered_camera_view(context: bpy.types.Context, resolution: int, engine: st
             "color_depth": "8",
             "compression": 15,
         }
-        with temporary_settings(render, render_values), temporary_settings(render.image_settings, image_values):
-            result = _render_still(context)
-        if "FINISHED" not in result or not os.path.isfile(filepath):
-            raise RuntimeError(
-                f"Rendering the camera view failed ({', '.join(sorted(result))}); "
-                "try rendering the scene once (F12) to see why"
-            )
+        engine_name = FAST_ENGINE if engine == "FAST" else context.scene.render.engine
+        _render_frame(context, resolution, engine_name, filepath, image_values)
         yield filepath
+
+
+@contextmanager
+def temporary_object_colours(colours: dict[bpy.types.Object, tuple[float, float, float, float]]) -> Iterator[None]:
+    """Give objects the viewport colours ``colours`` for the duration of the block; the old ones come back.
+
+    Objects whose colour cannot be set (linked from a library) keep theirs; the part pass reads such
+    colours as no part.
+    """
+    saved = {}
+    try:
+        for obj, colour in colours.items():
+            try:
+                saved[obj], obj.color = tuple(obj.color), colour
+            except (AttributeError, TypeError):
+                log.warning("Could not set the colour of %r for the part pass; it counts as no part", obj.name)
+        yield
+    finally:
+        for obj, colour in saved.items():
+            try:
+                obj.color = colour
+            except (AttributeError, TypeError, ReferenceError):  # put back the others regardless
+                log.warning("Could not restore the colour of an object after the part pass")
+
+
+def render_part_pass(context: bpy.types.Context, resolution: int) -> PartPass:
+    """Which object each pixel of the camera view shows, and its depth (see the module docstring).
+
+    The frame is the capture's (same camera, same size); part ids number the view layer's objects by
+    name. ValueError or RuntimeError as :func:`rendered_camera_view`; ValueError when the render cannot
+    be read back. Everything changed for it is restored in every case.
+    """
+    view_layer = context.view_layer
+    ids = assign_part_ids(obj.name for obj in view_layer.objects)
+    colours = {obj: part_colour(ids[obj.name]) for obj in view_layer.objects}
+    scene = context.scene
+    with tempfile.TemporaryDirectory(prefix="puppet_master_parts_") as folder:
+        filepath = os.path.join(folder, "parts.exr")
+        with (
+            temporary_settings(scene.display.shading, PART_PASS_SHADING),
+            temporary_settings(scene.display, {"render_aa": "OFF"}),
+            temporary_settings(view_layer, {"use_pass_z": True}),
+            temporary_object_colours(colours),
+        ):
+            _render_frame(context, resolution, FAST_ENGINE, filepath, PART_PASS_IMAGE)
+        data = Path(filepath).read_bytes()
+    return part_pass_from_exr(data, known_ids=set(ids.values()))
 
 
 def capture_png_bytes(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> bytes:

@@ -1,7 +1,8 @@
 """Generate: capture the camera view, send it with the drags to the backend, bring the video back.
 
 Generate is a modal operator fed by a window-manager timer. On invoke it checks the scene, renders
-the camera view and starts a :class:`~..core.jobs.JobRunner` thread, which does all the network and
+the camera view (and, with Send Parts, the part pass: which object each pixel shows, and its depth)
+and starts a :class:`~..core.jobs.JobRunner` thread, which does all the network and
 file work; each timer event mirrors the job's progress into the panel (runtime state, not scene
 data). When the job ends the operator itself adds the result to the history and imports it, and
 reports the outcome with ``self.report``: that reaches the status bar and the Info editor (errors
@@ -31,7 +32,7 @@ from ..core.paths import blend_relative, results_root, video_folders
 from ..core.payload import build_payload, random_seed
 from ..preferences import get_preferences
 from . import backend as backend_ops
-from .capture import capture_png_bytes
+from .capture import capture_png_bytes, render_part_pass
 from .common import tag_redraw, user_folder
 from .drags import collect_drags
 from .results import ImportProblem, import_result
@@ -92,6 +93,15 @@ def prepare_job(context: bpy.types.Context, auto_import: bool = True) -> ActiveJ
         png = capture_png_bytes(context, settings.capture_resolution, settings.capture_engine)
     except (RuntimeError, ValueError, OSError) as error:
         raise GenerateError(f"Could not capture the camera view: {error}") from None
+    parts = None
+    if settings.send_parts:
+        try:
+            parts = render_part_pass(context, settings.capture_resolution)
+        except (RuntimeError, ValueError, OSError) as error:
+            raise GenerateError(
+                f"Could not render the part pass (which object each pixel shows): {error}; "
+                "switch off Send Parts in the Generate panel to generate without it"
+            ) from None
 
     seed = random_seed() if settings.use_random_seed else settings.seed
     try:
@@ -105,6 +115,7 @@ def prepare_job(context: bpy.types.Context, auto_import: bool = True) -> ActiveJ
             crop_scale=settings.crop_scale,
             frames=settings.num_frames,
             ease=settings.ease,
+            parts=parts,
         )
     except ValueError as error:
         raise GenerateError(f"Cannot send this job: {error}") from None
