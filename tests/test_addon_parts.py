@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 
 bpy = pytest.importorskip("bpy")
 from addon_support import backend_server, extension_zip, run_scenario  # noqa: E402, F401 - a fixture
+from mathutils import Quaternion, Vector  # noqa: E402
 from test_addon_drags import add_camera, add_cube, addon, camera_view, customise_render, render_state  # noqa: E402, F401
 from test_addon_drags import scene as new_scene  # noqa: E402, F401 - the fixture, used by name below
 
@@ -167,3 +169,65 @@ def test_send_parts_off_sends_the_image_alone(extension_zip: Path, preview_url: 
     (result,) = report["results"]
     settings = _record(result)["settings"]
     assert not settings["has_part_map"] and not settings["has_depth"]
+
+
+def skinned_strip():
+    """A flat strip from x = -2 to 2 facing the camera, skinned to two bones (Root: x < 0, Tip: x > 0), with
+    the tip bent 40 degrees in the camera's view; a cube beside it. The bones' posed middles, in the frame."""
+    scene = bpy.context.scene
+    rig = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
+    scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    root = rig.data.edit_bones.new("Root")
+    root.head, root.tail = (-2.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+    tip = rig.data.edit_bones.new("Tip")
+    tip.head, tip.tail, tip.parent = (0.0, 0.0, 0.0), (2.0, 0.0, 0.0), root
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+    xs = [-2.0 + 0.5 * step for step in range(9)]
+    vertices = [(x, 0.0, z) for x in xs for z in (-0.4, 0.4)]
+    faces = [(2 * i, 2 * i + 2, 2 * i + 3, 2 * i + 1) for i in range(len(xs) - 1)]
+    mesh = bpy.data.meshes.new("Strip")
+    mesh.from_pydata(vertices, [], faces)
+    strip = bpy.data.objects.new("Strip", mesh)
+    scene.collection.objects.link(strip)
+    groups = {name: strip.vertex_groups.new(name=name) for name in ("Root", "Tip")}
+    for index, (x, _, _) in enumerate(vertices):
+        for name, weight in (("Root", x < 0), ("Tip", x > 0)) if x else (("Root", 0.5), ("Tip", 0.5)):
+            groups[name].add([index], float(weight), "REPLACE")
+    strip.modifiers.new("Armature", "ARMATURE").object = rig
+    strip.parent = rig
+
+    bend = rig.pose.bones["Tip"]
+    bend.rotation_mode = "QUATERNION"
+    axis = bend.bone.matrix_local.to_3x3().inverted() @ Vector((0.0, 1.0, 0.0))  # the camera's view axis
+    bend.rotation_quaternion = Quaternion(axis, math.radians(40.0))
+    cube = add_cube(scene, size=1.0, location=(0.0, 0.0, -2.0))
+    camera = add_camera(scene)
+    bpy.context.view_layer.update()
+    middles = {
+        name: camera_view(scene, camera, rig.matrix_world @ ((bone.head + bone.tail) / 2))
+        for name, bone in rig.pose.bones.items()
+    }
+    return strip, cube, middles
+
+
+@pytest.mark.usefixtures("new_scene")
+def test_a_skinned_mesh_is_split_by_bone() -> None:
+    strip, cube, middles = skinned_strip()
+    parts = capture.render_part_pass(bpy.context, 128)
+    ids = decode(parts.part_map)
+    height, width = ids.shape
+    objects = assign_part_ids(obj.name for obj in bpy.context.view_layer.objects)
+
+    def around(point: tuple[float, float]) -> set[int]:
+        row, column = int(point[1] * height), int(point[0] * width)
+        return set(np.unique(ids[row - 1 : row + 2, column - 1 : column + 2]).tolist())
+
+    root, tip = around(middles["Root"]), around(middles["Tip"])
+    assert len(root) == len(tip) == 1 and root != tip, (root, tip)
+    assert not (root | tip) & set(objects.values())  # bones get ids of their own, after the objects'
+    assert around(camera_view(bpy.context.scene, bpy.context.scene.camera, cube.location)) == {objects[cube.name]}
+    assert objects[strip.name] not in set(np.unique(ids).tolist())  # every strip pixel went to a bone
+    assert parts.parts == 3

@@ -156,3 +156,16 @@ def test_part_ids_number_objects_by_name_and_wrap_past_the_limit() -> None:
     assert part_pass.assign_part_ids(["b", "a", "c", "a"]) == {"a": 1, "b": 2, "c": 3}
     many = part_pass.assign_part_ids(f"{index:06d}" for index in range(part_pass.MAX_PART_ID + 2))
     assert many["065535"] == 1 and max(many.values()) == part_pass.MAX_PART_ID
+
+
+@pytest.mark.parametrize("projection", ["PERSP", "ORTHO"])
+def test_camera_point_is_where_the_camera_sees_the_pixel_at_that_depth(projection: str) -> None:
+    (camera,) = load_addon_core("camera")
+    params = camera.CameraParams(projection=projection, resolution_x=40, resolution_y=30, shift_x=0.1, lens=35.0)
+    identity = [[1.0 if row == column else 0.0 for column in range(4)] for row in range(4)]  # looking down -z
+    width, height, depth = 40, 30, 7.5
+    for index in (0, 17, 40 * 12 + 33, 40 * 30 - 1):
+        point = part_pass.camera_point(index, depth, width, height, params.frame_bounds(), projection == "PERSP")
+        ((x, y, seen_depth),) = camera.project_points([point], identity, params)
+        row, column = divmod(index, width)
+        assert (x * width, y * height, seen_depth) == pytest.approx((column + 0.5, row + 0.5, depth))

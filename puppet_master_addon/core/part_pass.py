@@ -241,12 +241,16 @@ def _grow_into_background(ids: array, depth: array, width: int, height: int) -> 
         depth[index] = depth[neighbour]
 
 
-def part_pass_from_exr(data: bytes, known_ids: set[int] | None = None) -> PartPass:
+# split(ids, depth, width, height): gives some pixels of ``ids`` other part ids, in place (bones as parts).
+Splitter = Callable[[array, array, int, int], None]
+
+
+def part_pass_from_exr(data: bytes, known_ids: set[int] | None = None, split: Splitter | None = None) -> PartPass:
     """The part map and depth of a part-pass render (see the module docstring) as :class:`PartPass`.
 
     Pixels whose alpha is under one half are background (id 0, no surface), and so are pixels whose
-    colour is no id in ``known_ids`` (an object whose colour could not be set). ValueError when the
-    file is not such a render.
+    colour is no id in ``known_ids`` (an object whose colour could not be set). ``split`` may then
+    divide objects into finer parts. ValueError when the file is not such a render.
     """
     exr = read_exr_channels(data, lambda name: name.endswith(COMBINED) or name.endswith(DEPTH))
     red, green, blue, alpha = (exr.find(suffix) for suffix in COMBINED)
@@ -256,6 +260,8 @@ def part_pass_from_exr(data: bytes, known_ids: set[int] | None = None) -> PartPa
     if known_ids is not None:
         ids = array("i", (part if part in known_ids else 0 for part in ids))
     depth = array("f", (value if part else 0.0 for value, part in zip(exr.find(DEPTH), ids, strict=True)))
+    if split is not None:
+        split(ids, depth, width, height)
     _grow_into_background(ids, depth, width, height)
     return encode_part_pass(ids, depth, width, height)
 
@@ -281,6 +287,22 @@ def encode_part_pass(ids: Sequence[int], depth: Sequence[float], width: int, hei
         depth_range=(float(near), float(far)),
         parts=len(set(ids) - {0}),
     )
+
+
+def camera_point(
+    index: int, depth: float, width: int, height: int, frame_bounds: Sequence[float], perspective: bool
+) -> tuple[float, float, float]:
+    """Camera-space point (x right, y up, looking down -z) that pixel ``index`` (row-major, top row first)
+    shows at planar ``depth`` (the depth pass: distance along the view axis).
+
+    ``frame_bounds`` is :meth:`..camera.CameraParams.frame_bounds` ``(xmin, xmax, ymin, ymax)``: the frame
+    at unit distance (perspective) or in scene units (orthographic).
+    """
+    xmin, xmax, ymin, ymax = frame_bounds
+    row, column = divmod(index, width)
+    x = xmin + (column + 0.5) / width * (xmax - xmin)
+    y = ymax - (row + 0.5) / height * (ymax - ymin)
+    return (x * depth, y * depth, -depth) if perspective else (x, y, -depth)
 
 
 def assign_part_ids(names: Iterable[str]) -> dict[str, int]:

@@ -9,9 +9,9 @@ render setting touched for it is put back afterwards, whatever happens.
 With Send Parts on, Generate also renders the part pass (:func:`render_part_pass`): one more
 Workbench render of the same frame, flat, without antialiasing, each object in a colour that encodes
 its part id, with the view layer's depth pass, into an uncompressed OpenEXR that
-:mod:`..core.part_pass` reads without numpy. Parts are objects (each object one part; the bones of an
-armature-deformed mesh are not told apart). The objects' colours and the view layer's depth pass are
-put back afterwards like the render settings.
+:mod:`..core.part_pass` reads without numpy. Parts are objects, and the bones of a mesh an armature
+deforms (:mod:`.bone_parts`). The objects' colours and the view layer's depth pass are put back
+afterwards like the render settings.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import bpy
 
 from ..core.camera import capture_size, scene_camera
 from ..core.part_pass import PartPass, assign_part_ids, part_colour, part_pass_from_exr
+from .bone_parts import bone_splitter
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +194,12 @@ def temporary_object_colours(colours: dict[bpy.types.Object, tuple[float, float,
 
 
 def render_part_pass(context: bpy.types.Context, resolution: int) -> PartPass:
-    """Which object each pixel of the camera view shows, and its depth (see the module docstring).
+    """Which part (object, or bone of a skinned mesh) each pixel of the camera view shows, and its depth
+    (see the module docstring).
 
     The frame is the capture's (same camera, same size); part ids number the view layer's objects by
-    name. ValueError or RuntimeError as :func:`rendered_camera_view`; ValueError when the render cannot
-    be read back. Everything changed for it is restored in every case.
+    name, then the bones. ValueError or RuntimeError as :func:`rendered_camera_view`; ValueError when
+    the render cannot be read back. Everything changed for it is restored in every case.
     """
     view_layer = context.view_layer
     ids = assign_part_ids(obj.name for obj in view_layer.objects)
@@ -213,7 +215,7 @@ def render_part_pass(context: bpy.types.Context, resolution: int) -> PartPass:
         ):
             _render_frame(context, resolution, FAST_ENGINE, filepath, PART_PASS_IMAGE)
         data = Path(filepath).read_bytes()
-    return part_pass_from_exr(data, known_ids=set(ids.values()))
+    return part_pass_from_exr(data, known_ids=set(ids.values()), split=bone_splitter(context, ids))
 
 
 def capture_png_bytes(context: bpy.types.Context, resolution: int, engine: str = "FAST") -> bytes:
