@@ -64,10 +64,13 @@ def bone_splitter(context: bpy.types.Context, part_ids: dict[str, int]) -> Split
             tree = BVHTree.FromObject(evaluated, depsgraph)
             faces = len(evaluated.data.polygons)
             to_local = evaluated.matrix_world.inverted() @ camera_matrix
+            face_bones: dict[int | None, int | None] = {None: None}  # many pixels show one face
             for index in indices:
                 point = camera_point(index, depth[index], width, height, bounds, perspective)
                 face = tree.find_nearest(to_local @ Vector(point))[2]
-                bone = None if face is None else ownership.owner(obj, face, faces)
+                if face not in face_bones:
+                    face_bones[face] = ownership.owner(obj, face, faces)
+                bone = face_bones[face]
                 if bone is None:
                     continue
                 if bone not in bone_ids:
