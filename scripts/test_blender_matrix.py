@@ -31,7 +31,7 @@ BLENDERS = {
 TEST_TOOLS = ("pytest==9.2.0", "hypothesis==6.170.17", "requests==2.34.2", "pillow==13.0.0")
 # the tests that need Blender itself (the add-on's bpy-free core is tested in the main suite)
 ADDON_TESTS = ("tests/test_addon_camera.py", "tests/test_addon_drags.py", "tests/test_addon_package.py",
-               "tests/test_addon_roundtrip.py", "tests/test_bake_motion.py")  # fmt: skip
+               "tests/test_addon_roundtrip.py", "tests/test_bake_motion.py", "tests/test_addon_parts.py")  # fmt: skip
 
 
 def bin_dir(venv: Path) -> Path:

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.service.images import open_depth, open_part_map
+from backend.service.images import PartInputs, decode_base64, open_depth, open_part_inputs, open_part_map
+from backend.service.schemas import JobCreate
 from tests.addon_core_loader import load_addon_core
 
-(part_pass,) = load_addon_core("part_pass")
+part_pass, payload = load_addon_core("part_pass", "payload")
 
 FLOAT, HALF = 2, 1
 
@@ -169,3 +170,20 @@ def test_camera_point_is_where_the_camera_sees_the_pixel_at_that_depth(projectio
         ((x, y, seen_depth),) = camera.project_points([point], identity, params)
         row, column = divmod(index, width)
         assert (x * width, y * height, seen_depth) == pytest.approx((column + 0.5, row + 0.5, depth))
+
+
+def test_the_payload_carries_the_part_pass_as_the_api_takes_it() -> None:
+    ids = np.zeros((6, 8), dtype=np.int32)
+    ids[1:5, 2:6] = 2
+    result = part_pass.part_pass_from_exr(part_render(ids, np.full((6, 8), 4.0, dtype=np.float32)))
+    image = io.BytesIO()
+    Image.new("RGBA", (8, 6), (90, 90, 90, 255)).save(image, format="PNG")
+    settings = dict(steps=2, guidance=5.0, seed=1, num_videos=1, crop_scale=2.2, frames=14, ease="linear")
+    body = payload.build_payload(image.getvalue(), [[(0.5, 0.5), (0.7, 0.5)]], parts=result, **settings)
+    job = JobCreate.model_validate(body, strict=True)
+    assert job.depth_range == [4.0, 4.0]
+    parts = PartInputs(decode_base64(job.part_map, "part_map"), decode_base64(job.depth, "depth"))
+    part_map, depth = open_part_inputs(parts, job.depth_range, (8, 6))
+    assert set(np.unique(part_map)) == {0, 2} and np.isfinite(depth[part_map > 0]).all()
+    alone = payload.build_payload(image.getvalue(), [[(0.5, 0.5), (0.7, 0.5)]], **settings)
+    assert not {"part_map", "depth", "depth_range"} & set(alone)
