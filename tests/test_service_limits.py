@@ -305,3 +305,68 @@ def test_a_client_that_stops_reading_a_download_is_dropped(tmp_path: Path) -> No
             data, _ = read_response(reader, timeout=10)
         full = requests.get(f"{server.url}/v1/jobs/{job_id}/frames.zip", timeout=30).content
     assert data.startswith(b"HTTP/1.1 200") and len(data) < len(full)
+
+
+# ------------------------------------------------------------------------------------------------
+# a submission the server cannot take is refused from its headers
+# ------------------------------------------------------------------------------------------------
+
+
+def test_a_full_queue_answers_429_before_the_body_is_sent(tmp_path: Path) -> None:
+    """Headers announcing a 30 MB body, and no body: the 429 comes anyway (the body is never read)."""
+    with serve(tmp_path, StepEngine(step_s=0.05), max_queue=1, max_body_mb=32) as server:
+        running = requests.post(f"{server.url}/v1/jobs", json=job_body(steps=100), timeout=10).json()
+        wait_for(server.url + running["url"], lambda job: job["status"] == "running")
+        assert requests.post(f"{server.url}/v1/jobs", json=job_body(steps=100), timeout=10).status_code == 202
+        with socket.create_connection((server.host, server.port)) as client:
+            client.sendall(
+                b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 30000000\r\n\r\n{"
+            )
+            client.settimeout(5)
+            answer = b""
+            while b"queue is full" not in answer and (chunk := client.recv(65536)):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 429") and b"retry-after: " in answer.lower()
+        assert b"the queue is full" in answer
+        assert server.app.state.intake.body_bytes == 0  # no room was taken for the body
+
+
+def test_submissions_being_received_hold_their_place_in_the_queue(tmp_path: Path, monkeypatch) -> None:
+    """Five submissions at once for two places: two are received, three refused at once, none after parsing."""
+    release = threading.Event()
+
+    def held_open(*args):
+        release.wait(30)
+        return images_module.open_image(*args)
+
+    monkeypatch.setattr("backend.service.routers.jobs.decode_image", _decode_with(held_open))
+    answers: list[int] = []
+
+    def post() -> None:
+        answers.append(requests.post(f"{server.url}/v1/jobs", json=job_body(), timeout=60).status_code)
+
+    with serve(tmp_path, StepEngine(), max_queue=2, decode_slots=2) as server:
+        server.app.state.worker.loader.wait(10)
+        posts = [threading.Thread(target=post) for _ in range(5)]
+        for thread in posts:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(answers) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(answers) == [429, 429, 429], answers  # refused while two are still being decoded
+        release.set()
+        for thread in posts:
+            thread.join(30)
+    assert sorted(answers) == [202, 202, 429, 429, 429]
+
+
+def test_an_unauthenticated_submission_gets_401_even_when_the_queue_is_full(tmp_path: Path) -> None:
+    with serve(tmp_path, StepEngine(step_s=0.05), max_queue=1, token="s3cret") as server:
+        good = {"Authorization": "Bearer s3cret"}
+        first = requests.post(f"{server.url}/v1/jobs", json=job_body(steps=100), headers=good, timeout=10).json()
+        wait_for(server.url + first["url"], lambda job: job["status"] == "running", headers=good)
+        requests.post(f"{server.url}/v1/jobs", json=job_body(steps=100), headers=good, timeout=10)
+        assert requests.post(f"{server.url}/v1/jobs", json=job_body(), headers=good, timeout=10).status_code == 429
+        anonymous = requests.post(f"{server.url}/v1/jobs", json=job_body(), timeout=10)
+        assert anonymous.status_code == 401

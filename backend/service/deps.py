@@ -55,17 +55,21 @@ IntakeDep = Annotated[Intake, Depends(get_intake)]
 _bearer = HTTPBearer(auto_error=False, description="The token given to `puppet-master serve --token`.")
 
 
+def token_accepted(settings: ServiceSettings, given: str | None) -> bool:
+    """Whether ``given`` (the credentials of ``Authorization: Bearer ...``, None when absent) is let in."""
+    expected = settings.token_value
+    if expected is None:
+        return True
+    # compare_digest: the time taken does not reveal how much of the token was right
+    return given is not None and secrets.compare_digest(given.encode(), expected.encode())
+
+
 async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """401 unless the server has no token or the request carries ``Authorization: Bearer <token>``."""
-    expected = settings.token_value
-    if expected is None:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    # compare_digest: the time taken does not reveal how much of the token was right
-    if credentials is None or not secrets.compare_digest(given.encode(), expected.encode()):
+    if not token_accepted(settings, credentials.credentials if credentials is not None else None):
         raise ApiError(
             401,
             "missing or wrong token; send the header 'Authorization: Bearer <token>' with the server's --token",

@@ -21,7 +21,7 @@ from .errors import install_error_handlers
 from .intake import Intake
 from .journal import JobJournal
 from .loading import EngineFactory, EngineLoader
-from .middleware import BodySizeLimitMiddleware
+from .middleware import BodySizeLimitMiddleware, EarlyRefusalMiddleware
 from .registry import Job, JobRegistry
 from .routers import docs, health, job_files, jobs, tracks
 from .settings import ServiceSettings
@@ -62,7 +62,7 @@ def create_app(
     def make_loader() -> EngineLoader:
         if engine is not None:
             return EngineLoader.loaded(engine, engine_reason or "given to create_app")
-        factory = engine_factory or _configured_engine_factory(settings)
+        factory = engine_factory or configured_engine_factory(settings)
         loader = EngineLoader(factory, first_stage=f"choosing the engine (--engine {settings.engine})")
         loader.start()
         return loader
@@ -105,6 +105,7 @@ def create_app(
     app.state.settings = settings
     app.state.intake = intake
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, intake=intake)
+    app.add_middleware(EarlyRefusalMiddleware)  # added last: runs first, before a body is held or read
     install_error_handlers(app)
     app.include_router(health.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1", dependencies=[Depends(require_token)])
@@ -127,7 +128,7 @@ def _check_results_dir(folder: Path) -> Path:
     return path
 
 
-def _configured_engine_factory(settings: ServiceSettings) -> EngineFactory:
+def configured_engine_factory(settings: ServiceSettings) -> EngineFactory:
     """The engine ``settings`` describe, built by the one engine factory."""
 
     def build(report: LoadReport) -> tuple[Engine, str]:

@@ -1,5 +1,6 @@
-"""A pure ASGI middleware that refuses request bodies above a size limit with 413, before they are parsed,
-and holds each accepted body against the server's budget of bodies in memory (:class:`.intake.Intake`)."""
+"""Pure ASGI middlewares that answer before a request body is read: a submission the server cannot take
+now (:class:`EarlyRefusalMiddleware`), and bodies above the size limit (:class:`BodySizeLimitMiddleware`,
+which also holds each accepted body against the budget of bodies in memory, :class:`.intake.Intake`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,54 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .deps import token_accepted
 from .errors import error_body
 from .faults import ServiceFault
 from .intake import Intake
 
 # Refused bodies up to this multiple of the limit are read to the end before answering.
 _DRAIN_FACTOR = 4
+
+
+class EarlyRefusalMiddleware:
+    """Refuse a job submission the server cannot take now (queue full: 429; engine failed: 503) from its
+    headers alone, before the body (up to 32 MB of base64) is received and parsed.
+
+    When forty clients send large jobs at once and eight fit in the queue, parsing the other 32 bodies
+    only to refuse them took the event loop (and ``/v1/health``) a second. An admitted submission holds
+    a place in the queue while it is received (:meth:`.worker.Worker.admit`), so the forty are sorted
+    out at once; the route asks again after parsing. Only requests that carry the right token are
+    asked, so an unauthenticated client still gets its 401 and learns nothing of the queue.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = "/v1/jobs") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            state = scope["app"].state
+            worker = getattr(state, "worker", None)
+            if worker is not None and token_accepted(state.settings, _bearer_token(scope)):
+                refused = worker.admit()
+                if refused is not None:  # uvicorn reads and drops the unread body, so the client sees this
+                    await _send_error(send, refused.status, refused.field, refused.message, refused.headers)
+                    return
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    worker.release_admission()
+                return
+        await self.app(scope, receive, send)
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    """The credentials of the request's ``Authorization: Bearer ...`` header, or None."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            return credentials.strip() if scheme.lower() == "bearer" else None
+    return None
 
 
 class BodySizeLimitMiddleware:
@@ -53,7 +96,7 @@ class BodySizeLimitMiddleware:
         try:
             held = await self.intake.hold_body(max(expected, 0))
         except ServiceFault as fault:
-            await _send_json(send, fault.status, error_body([(None, fault.message)]), fault.headers)
+            await _send_error(send, fault.status, None, fault.message, fault.headers)
             return
         try:
             await self._read_and_call(scope, receive, send)
@@ -111,12 +154,14 @@ class BodySizeLimitMiddleware:
         limit_mb = self.max_bytes / 1024**2
         actual = f" ({size / 1024**2:.1f} MB)" if size is not None else ""
         message = f"the request body{actual} is larger than the {limit_mb:g} MB limit; send a smaller image"
-        await _send_json(send, 413, error_body([("body", message)]))
+        await _send_error(send, 413, "body", message)
 
 
-async def _send_json(send: Send, status: int, content: dict, headers: dict[str, str] | None = None) -> None:
-    """Send a whole JSON response from middleware (outside FastAPI's handlers)."""
-    body = json.dumps(content).encode()
+async def _send_error(
+    send: Send, status: int, field: str | None, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """Send a whole error response, in the API's one error shape, from middleware (outside FastAPI's handlers)."""
+    body = json.dumps(error_body([(field, message)])).encode()
     extra = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
     await send(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,11 @@ def default_results_dir() -> Path:
     and pruned by age and size, so a cache folder is the right home for them.
     """
     return puppet_master_home() / "results"
+
+
+def default_decode_slots() -> int:
+    """Half the CPU cores, 1 to 4 (see ``ServiceSettings.decode_slots``)."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def is_loopback(host: str) -> bool:
@@ -63,7 +69,8 @@ class ServiceSettings(BaseSettings):
             2048x2048 x 16 frames or 1024x1024 x 32 frames x 2 videos: the service then stays under 2 GiB
             and its event loop is never held long by one array operation (docs/reliability.md).
         max_bodies_mb: request bodies held in memory at once; more wait (503 after ``intake_wait_s``).
-        decode_slots: images decoded at once; more wait (503 after ``intake_wait_s``).
+        decode_slots: images decoded at once; more wait (503 after ``intake_wait_s``). Half the CPU cores
+            (1 to 4): decoding holds the GIL in part, and the engine and the event loop need the rest.
         intake_wait_s: longest wait of a submission for room to be read or decoded.
         max_connections: open connections served; past it a new one gets 503 (lowered to fit the
             process's open-file limit).
@@ -94,7 +101,7 @@ class ServiceSettings(BaseSettings):
     max_image_side: int = Field(2048, ge=16)
     max_job_pixels: int = Field(2**26, ge=2**16)
     max_bodies_mb: float = Field(128.0, gt=0, allow_inf_nan=False)
-    decode_slots: int = Field(2, ge=1, le=64)
+    decode_slots: int = Field(default_factory=default_decode_slots, ge=1, le=64)
     intake_wait_s: float = Field(30.0, gt=0, allow_inf_nan=False)
     max_connections: int = Field(128, ge=4)
     head_timeout_s: float = Field(10.0, gt=0, allow_inf_nan=False)

@@ -190,6 +190,8 @@ class Worker:
         self._thread = threading.Thread(target=self._loop, name="puppet-master-worker", daemon=True)
         self._durations: collections.deque[float] = collections.deque(maxlen=_RECENT_DURATIONS)
         self._bytes_per_pixel = _INITIAL_BYTES_PER_PIXEL
+        self._admission_lock = threading.Lock()
+        self._receiving = 0  # submissions admitted (middleware.EarlyRefusalMiddleware), not yet queued
 
     # -- used by request handlers --------------------------------------------------------------
 
@@ -227,6 +229,36 @@ class Worker:
             self.registry.remove(job.id)
             self._forget(job.id)
             raise
+
+    def admission_error(self, receiving: int = 0) -> ApiError | None:
+        """Why no new job can be taken now, or None: the engine failed to load (503 with its message), or the
+        queue is full (429 with Retry-After), counting ``receiving`` submissions admitted but not queued yet."""
+        if self.loader.state is LoadState.failed:  # no engine will ever run it: say why now, not after a wait
+            return ApiError(503, self.loader.failure_message())
+        if len(self.queue) + receiving >= self.queue.max_size:
+            return self.queue_full(f"{self.queue.max_size} jobs are waiting or being received")
+        return None
+
+    def admit(self) -> ApiError | None:
+        """Hold a place in the queue for a submission about to be received (give it back with
+        :meth:`release_admission`); its refusal instead when there is none. Forty large submissions at
+        once are then answered 429 from their headers, not after reading and parsing their bodies."""
+        with self._admission_lock:
+            refused = self.admission_error(self._receiving)
+            if refused is None:
+                self._receiving += 1
+            return refused
+
+    def release_admission(self) -> None:
+        with self._admission_lock:
+            self._receiving -= 1
+
+    def queue_full(self, reason: str) -> ApiError:
+        """429 with a Retry-After guess."""
+        wait = self.retry_after_seconds()
+        return ApiError(
+            429, f"the queue is full ({reason}); retry in about {wait} s", headers={"Retry-After": str(wait)}
+        )
 
     def _check_room(self, job: Job, image_bytes: int) -> None:
         """ServiceFault 507 when the results disk has less free space than the job will need (an estimate

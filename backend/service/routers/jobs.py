@@ -17,10 +17,9 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from ..deps import IntakeDep, JobDep, LoaderDep, RegistryDep, SettingsDep, WorkerDep
+from ..deps import IntakeDep, JobDep, RegistryDep, SettingsDep, WorkerDep
 from ..errors import ApiError
 from ..images import PartInputs, decode_base64, decode_image, open_part_inputs
-from ..loading import LoadState
 from ..registry import Job, JobRegistry, new_job_id
 from ..schemas import ErrorResponse, JobAccepted, JobCreate, JobList, JobPublic, JobSettings
 from ..worker import CancelOutcome, QueueFull, Worker
@@ -60,17 +59,16 @@ _SERVER_FAULTS = {
     },
 )
 async def create_job(
-    body: JobCreate, worker: WorkerDep, loader: LoaderDep, settings: SettingsDep, intake: IntakeDep, response: Response
+    body: JobCreate, worker: WorkerDep, settings: SettingsDep, intake: IntakeDep, response: Response
 ) -> JobAccepted:
     """Check the image and settings, write the job down (durably) and queue it; return its id at once.
 
     While the engine is still loading the job is accepted and waits in the queue like any other. A
     202 means the job is on disk: it runs even if the server restarts before it does.
     """
-    if loader.state is LoadState.failed:  # no engine will ever run it: say why now, not after a wait
-        raise ApiError(503, loader.failure_message())
-    if len(worker.queue) >= worker.queue.max_size:  # answer before decoding an image that cannot be queued
-        raise _queue_full(worker, f"{worker.queue.max_size} jobs are waiting already")
+    refused = worker.admission_error()  # asked before the body was read too (middleware.EarlyRefusalMiddleware)
+    if refused is not None:
+        raise refused
 
     def accept() -> tuple[Job, int]:
         raw, image = decode_image(
@@ -96,7 +94,7 @@ async def create_job(
     try:
         job, position = await intake.decode(accept)
     except QueueFull as error:
-        raise _queue_full(worker, str(error)) from None
+        raise worker.queue_full(str(error)) from None
     response.headers["Location"] = job.url
     return JobAccepted(
         id=job.id, url=job.url, events_url=f"{job.url}/events", status=job.status, queue_position=position
@@ -112,12 +110,6 @@ def _part_inputs(body: JobCreate, size: tuple[int, int]) -> PartInputs:
     )
     open_part_inputs(parts, body.depth_range, size)
     return parts
-
-
-def _queue_full(worker: Worker, reason: str) -> ApiError:
-    """429 with a Retry-After guess."""
-    wait = worker.retry_after_seconds()
-    return ApiError(429, f"the queue is full ({reason}); retry in about {wait} s", headers={"Retry-After": str(wait)})
 
 
 def public_view(job: Job, registry: JobRegistry, worker: Worker) -> JobPublic:
