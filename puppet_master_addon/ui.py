@@ -162,7 +162,7 @@ class VIEW3D_PT_puppet_master_backend(PuppetSubPanel, bpy.types.Panel):
             column.label(text=f"Engine: {health.engine}", icon="CHECKMARK")
             column.label(text=f"Device: {health.device or '?'}")
             if health.is_preview:
-                column.label(text="Preview engine: image warping,", icon="ERROR")
+                column.label(text="Preview engine: a rigid draft,", icon="ERROR")
                 column.label(text="not the Puppet-Master model")
             if health.queue_length:
                 column.label(text=f"{health.queue_length} job(s) waiting")

@@ -71,7 +71,7 @@ def test_saved_file_generate_then_import_in_every_mode(
     assert result["files"] == _frames()
     assert (result["engine"], result["seed"], result["num_frames"]) == ("preview", 11, FRAMES)
     assert (blend.parent / "puppet_master" / job_id / "record.json").is_file()
-    assert report["job_status"].startswith("Done: Generated 1 x 14 frames with the preview engine (image warping")
+    assert report["job_status"].startswith("Done: Generated 1 x 14 frames with the preview engine (a rigid draft")
     # generate added the result and nothing else (auto import off in this scenario)
     assert report["after"] == {**report["before"], "results": 1}
 

@@ -187,7 +187,7 @@ def _add_results(scene: bpy.types.Scene, job: ActiveJob, snapshot: JobSnapshot, 
     settings.active_result_index = first
     engine = f"{snapshot.engine} engine"
     if snapshot.engine == "preview":
-        engine = "preview engine (image warping, not the Puppet-Master model)"
+        engine = "preview engine (a rigid draft, not the Puppet-Master model)"
     message = (
         f"Generated {len(folders)} x {snapshot.num_frames} frames with the {engine}, seed {seed}, "
         f"in {elapsed:.1f} s; saved in {Path(snapshot.folder)}"
