@@ -520,26 +520,25 @@ SCENARIOS = {
 }
 
 
-def main() -> int:
+def run_scenario_script(scenarios: dict, add_arguments=None) -> int:
+    """The command line every scenario script shares: pick a scenario, install the zip (with requests and numpy
+    blocked first when ``--without-extras``), run it, and always write the JSON report."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("scenario", choices=sorted(scenarios))
     parser.add_argument("--zip", required=True)
     parser.add_argument("--report", required=True)
     parser.add_argument("--url", default="http://127.0.0.1:8765")
-    parser.add_argument("--blend", default="")
-    parser.add_argument("--command", default="")
-    parser.add_argument("--low-vram", action="store_true", help="the preference Low VRAM (CPU offload)")
-    parser.add_argument("--imports", action="store_true")
-    parser.add_argument("--auto-import", action="store_true")
     parser.add_argument(
         "--without-extras", action="store_true", help="requests and numpy unimportable, as in Debian's Blender"
     )
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args()
     if args.without_extras:  # before the add-on is installed and enabled
         block(DISTRIBUTION_MISSING)
     report: dict[str, Any] = install(args.zip)
     try:
-        SCENARIOS[args.scenario](args, report)
+        scenarios[args.scenario](args, report)
     finally:
         report["loaded_extras"] = sorted(name for name in DISTRIBUTION_MISSING if name in sys.modules)
         with open(args.report, "w", encoding="utf-8") as handle:
@@ -547,5 +546,13 @@ def main() -> int:
     return 0
 
 
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--blend", default="")
+    parser.add_argument("--command", default="")
+    parser.add_argument("--low-vram", action="store_true", help="the preference Low VRAM (CPU offload)")
+    parser.add_argument("--imports", action="store_true")
+    parser.add_argument("--auto-import", action="store_true")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario_script(SCENARIOS, _arguments))

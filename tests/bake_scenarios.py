@@ -29,7 +29,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from addon_scenarios import call, install, set_backend  # noqa: E402
+from addon_scenarios import call, run_scenario_script, set_backend  # noqa: E402
 
 FRAMES = 14
 HINGE_BONE = "hinge"
@@ -368,26 +368,13 @@ SCENARIOS = {
 }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
-    parser.add_argument("--zip", required=True)
-    parser.add_argument("--report", required=True)
-    parser.add_argument("--url", default="http://127.0.0.1:8765")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", default="")
     parser.add_argument("--out", default="")
     parser.add_argument("--frames", default="")
     parser.add_argument("--blocking-degrees", type=float, default=60.0)
     parser.add_argument("--contrast", type=float, default=0.3, help="texture contrast of the blocking scene")
-    args = parser.parse_args()
-    report: dict[str, Any] = install(args.zip)
-    try:
-        SCENARIOS[args.scenario](args, report)
-    finally:
-        with open(args.report, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=1, default=str)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario_script(SCENARIOS, _arguments))

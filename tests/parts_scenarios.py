@@ -10,14 +10,12 @@ size and each box's pixel rectangle in the capture, for the pytest side to look 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
 import bpy
-from addon_blocker import DISTRIBUTION_MISSING, block
-from addon_scenarios import call, install, result_info, set_backend
+from addon_scenarios import call, result_info, run_scenario_script, set_backend
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
@@ -75,28 +73,9 @@ def scenario_cabinet(args: argparse.Namespace, report: dict[str, Any]) -> None:
 SCENARIOS = {"cabinet": scenario_cabinet}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
-    parser.add_argument("--zip", required=True)
-    parser.add_argument("--report", required=True)
-    parser.add_argument("--url", default="http://127.0.0.1:8765")
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-parts", action="store_true", help="Send Parts off")
-    parser.add_argument(
-        "--without-extras", action="store_true", help="requests and numpy unimportable, as in Debian's Blender"
-    )
-    args = parser.parse_args()
-    if args.without_extras:  # before the add-on is installed and enabled
-        block(DISTRIBUTION_MISSING)
-    report: dict[str, Any] = install(args.zip)
-    try:
-        SCENARIOS[args.scenario](args, report)
-    finally:
-        report["loaded_extras"] = sorted(name for name in DISTRIBUTION_MISSING if name in sys.modules)
-        with open(args.report, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=1, default=str)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_scenario_script(SCENARIOS, _arguments))
