@@ -480,7 +480,7 @@ def run_slowloris(connections: int, workdir: Path) -> list[Row]:
         Row("slowloris", "slow connections", f"{len(opened)} opened, {refused} refused at connect", "600"),
         Row("slowloris", "longest a slow connection was held", f"{longest:.1f} s", "<= 15 s", longest <= 15),
         Row("slowloris", "health answered 200 meanwhile", f"{answered} of {asked} "
-            f"(others: {dict(sampler.health_failures) or 'none'})", ""),
+            f"(others: {dict(sampler.health_failures) or 'none'})", ">= 90 %", answered >= 0.9 * asked),
         Row("slowloris", "health latency max (when answered)", f"{stats['health_max_ms']:.0f} ms", ""),
     ]  # fmt: skip
 

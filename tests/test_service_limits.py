@@ -51,6 +51,19 @@ def read_response(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
     return data, time.monotonic() - started
 
 
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` (after whatever it still sends)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
 # ------------------------------------------------------------------------------------------------
 # one job's size
 # ------------------------------------------------------------------------------------------------
@@ -273,18 +286,40 @@ def test_a_body_that_stops_half_way_gets_408_and_the_server_moves_on(tmp_path: P
         assert accepted.status_code == 202
 
 
-def test_connections_over_the_cap_get_503_with_retry_after_and_health_returns_when_they_go(tmp_path: Path) -> None:
-    with serve(tmp_path, StepEngine(), max_connections=8, **FAST_DEADLINES) as server:
-        idle = [socket.create_connection((server.host, server.port)) for _ in range(8)]
+def test_idle_and_slow_connections_give_way_to_new_ones_at_the_cap(tmp_path: Path) -> None:
+    """Eight idle or slowloris connections fill a cap of eight: a new client is served at once, at their cost."""
+    with serve(tmp_path, StepEngine(), max_connections=8, head_timeout_s=30) as server:
+        slow = [socket.create_connection((server.host, server.port)) for _ in range(8)]
         try:
+            for sock in slow[::2]:
+                sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1")  # a head that never ends
+            time.sleep(1.1)  # waiting a second for a head: they may give way
+            latencies = [health_seconds(server.url) for _ in range(5)]
+            assert max(latencies) < HEALTH_BUDGET_S
+            # the health requests' connections close after each answer: one eviction made room for all of them
+            assert closed_within(slow[0], 2.0) and not closed_within(slow[1], 0.3)
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+def test_when_every_connection_is_busy_with_a_request_a_new_one_gets_503_with_retry_after(tmp_path: Path) -> None:
+    with serve(tmp_path, StepEngine(), max_connections=8, **FAST_DEADLINES) as server:
+        busy = [socket.create_connection((server.host, server.port)) for _ in range(8)]
+        try:
+            for sock in busy:  # bodies under way: these connections are not waiting for a head
+                sock.sendall(
+                    b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100000\r\n\r\n{"
+                )
             time.sleep(0.1)
             refused = requests.get(f"{server.url}/v1/health", timeout=5)
             assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
             assert "too many open connections" in refused.json()["detail"][0]["message"]
-            time.sleep(1.3)  # the idle ones reach the head deadline and are closed
+            time.sleep(1.7)  # their body deadline (1.5 s) passes: they are closed
             assert requests.get(f"{server.url}/v1/health", timeout=5).status_code == 200
         finally:
-            for sock in idle:
+            for sock in busy:
                 sock.close()
 
 

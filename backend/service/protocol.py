@@ -12,8 +12,11 @@ answers a bare-text 503 only once a request has arrived). :class:`GuardedH11Prot
   the time the server was ready to read (a server that stops reading while it is busy does not use
   up the client's time);
 * a send deadline: a client that stops reading a response for ``send_timeout_s`` is dropped;
-* a connection cap: past ``max_connections`` open connections, a new one is answered 503 with
-  ``Retry-After`` as soon as its request head is in (and given a short head deadline).
+* a connection cap: past ``max_connections`` open connections, the connection that has waited longest
+  for a request head (a second or more: idle, or a slowloris) is closed to make room for the new one,
+  so slow clients cannot lock out quick ones; when there is none (every connection is busy with a
+  request, or just opened) the new one is answered 503 with ``Retry-After`` (as soon as its request
+  head is in, within a short deadline).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ logger.addFilter(RepeatFilter(level=logging.INFO))
 
 # How long a connection over the cap gets to send its request head before it is closed unanswered.
 _OVER_CAP_HEAD_S = 2.0
+# A connection waiting this long for a request head may be closed for a new one at the cap: a client
+# sends its head within milliseconds of connecting; an idle or slowloris connection does not.
+_EVICTABLE_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,17 +103,39 @@ class GuardedH11Protocol(H11Protocol):
         self._send_deadline: asyncio.TimerHandle | None = None
         self._body_started: float | None = None
         self._body_paused_at_start = 0.0
+        self._waiting_since: float | None = None  # waiting for a request head since (None: a request is under way)
 
     # -- connection life -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = _TimedFlowControl(transport)
-        if len(self.connections) > self.limits.max_connections:
+        self._waiting_since = time.monotonic()
+        if len(self.connections) > self.limits.max_connections and not self._evict_longest_waiting():
             self.app = _over_capacity  # answers the request, whatever it is, once its head is in
             self._arm(_OVER_CAP_HEAD_S, self._head_timed_out)
         else:
             self._arm(self.limits.head_timeout_s, self._head_timed_out)
+
+    def _evict_longest_waiting(self) -> bool:
+        """Close the connection that has waited longest for a request head (a second at least), for this new
+        one; False if there is none."""
+        cutoff = time.monotonic() - _EVICTABLE_AFTER_S
+        waiting = [
+            other
+            for other in self.connections
+            if isinstance(other, GuardedH11Protocol) and (other._waiting_since or cutoff + 1) <= cutoff
+        ]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda other: other._waiting_since or 0.0)
+        logger.info("closed a connection waiting for a request head: the connection cap is reached")
+        received, _closed = oldest.conn.trailing_data
+        if received:  # part of a request came: say why it ends; an idle kept-alive connection just closes
+            oldest._abort(408, "Request Timeout", "the server needed this connection; send the whole request at once")
+        else:
+            oldest._abort(None, "", "")
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -125,6 +153,7 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn.their_state is h11.IDLE:
             # the next request's head must arrive in time too (the keep-alive timeout is shorter and
             # closes an idle connection first; this one catches a slow next request)
+            self._waiting_since = time.monotonic()
             self._arm(self.limits.head_timeout_s, self._head_timed_out)
         else:  # a pipelined request is under way
             self._follow_request()
@@ -132,6 +161,8 @@ class GuardedH11Protocol(H11Protocol):
     def _follow_request(self) -> None:
         """Switch deadlines as the request moves on: head -> body -> handled by the app."""
         state = self.conn.their_state
+        if state is not h11.IDLE:
+            self._waiting_since = None
         if state is h11.SEND_BODY:
             if self._body_started is None:
                 self._body_started = time.monotonic()
