@@ -146,6 +146,10 @@ def read_job(job: JobDep, registry: RegistryDep, worker: WorkerDep) -> JobPublic
     responses={
         **_ERRORS,
         204: {"description": "The finished job and its files were deleted."},
+        409: {
+            "model": ErrorResponse,
+            "description": "The job is still saving its results after 30 s; delete it once it has finished.",
+        },
         **_SERVER_FAULTS,
     },
 )
