@@ -33,6 +33,11 @@ def load_pipeline(
     torch_device = resolve_device(config.device)
     torch_dtype = resolve_dtype(config.dtype, torch_device)
     if config.model is not None:
+        if os.path.isfile(config.model):
+            raise FileNotFoundError(
+                f"--model {config.model!r} is a file; give the pipeline folder (the one with model_index.json), "
+                "or a UNet checkpoint file with --unet and --svd"
+            )
         if not os.path.isdir(config.model):
             raise FileNotFoundError(f"model folder {config.model!r} does not exist")
         report(f"reading the model from {config.model}")
