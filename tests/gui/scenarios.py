@@ -297,7 +297,8 @@ def scenario_cancel() -> Steps:
     s.num_frames, s.capture_resolution = 32, 1024
     # the preview engine samples for a fraction of a second; its un-crop ("decoding") lasts seconds
     yield from cancel_in_phase({"encoding", "sampling", "decoding"}, "the engine runs")
-    s.num_videos, s.capture_resolution = 4, 2048
+    # the largest job the service accepts by default (2048^2 x 16 frames): writing its PNGs takes seconds
+    s.num_frames, s.capture_resolution = 16, 2048
     yield from cancel_in_phase({"writing"}, "writing the files")
     shot("cancelled")
 
