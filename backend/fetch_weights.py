@@ -242,7 +242,7 @@ def download_dir(source: Source) -> Path:
     return puppet_master_home() / "downloads" / source.repo_type / source.repo_id.replace("/", "--")
 
 
-def check_free_space(sources: list[Source], dest: Path, unet_output_bytes: int) -> None:
+def check_free_space(sources: list[Source], dest: Path, output_bytes: int) -> None:
     """FetchError unless the downloads and the assembled folder fit on their disks."""
     needs: dict[int, tuple[Path, int]] = {}
 
@@ -257,8 +257,7 @@ def check_free_space(sources: list[Source], dest: Path, unet_output_bytes: int) 
     for source in sources:
         if source.repo_id is not None:
             need(download_dir(source), source.download_bytes)
-    svd_bytes = sum(source.total_bytes for source in sources if source.what == "SVD components")
-    need(dest, unet_output_bytes + svd_bytes)
+    need(dest, output_bytes)
     for where, amount in needs.values():
         free = shutil.disk_usage(where).free
         if amount * DISK_MARGIN > free:
@@ -411,7 +410,7 @@ def fetch_weights(
         unet_output_bytes = (unet_source.total_bytes or _local_size(unet_source.local_path)) * 2
     else:
         unet_output_bytes = PUBLISHED_UNET_PARAMETERS * BYTES_PER_PARAMETER[dtype]
-    check_free_space(hub_sources, dest, unet_output_bytes)
+    check_free_space(hub_sources, dest, unet_output_bytes + svd_source.total_bytes)
     to_download = sum(source.download_bytes for source in hub_sources)
     if to_download:
         echo(f"  downloading {_gb(to_download)} (resumes if interrupted)")

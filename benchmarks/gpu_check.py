@@ -128,7 +128,8 @@ def measure(engine: DiffusionEngine, args: argparse.Namespace, device: torch.dev
 
 def run(args: argparse.Namespace) -> list[Row]:
     device = resolve_device(args.device)
-    args.model = args.model or (str(find_fetched_model()) if find_fetched_model() and args.size == "full" else None)
+    fetched = find_fetched_model() if args.size == "full" else None
+    args.model = args.model or (str(fetched) if fetched else None)
     random_base = None
     if args.model is None:
         torch.manual_seed(0)
